@@ -1,0 +1,1 @@
+"""The on-vehicle daemon: configuration schema, pipeline, escalation policy, events and status."""

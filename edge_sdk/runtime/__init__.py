@@ -1,0 +1,1 @@
+"""On-vehicle inference: interpreter backends, `Model`, pre- and post-processing. Never imports TensorFlow."""

@@ -1,0 +1,1 @@
+"""MQTT transport: client wrapper, topic builders, payload schemas and the durable spool. Knows nothing of models or frames."""
