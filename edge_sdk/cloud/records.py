@@ -1,0 +1,266 @@
+"""Records the telemetry subscribers store and read back, and the columns drawn from a payload body.
+
+The storage layer indexes a few headline columns (label, score and a
+kind-specific set such as a result's latency) so queries and summaries need
+not parse every JSON body. The extractors below are the one place that knows
+where those values sit inside a body; a field that is absent stays None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Kinds as they appear in the storage schema. The ingest subscriber maps each
+# transport message kind onto one of these.
+KIND_RESULT = "result"
+KIND_EVENT = "event"
+KIND_STATUS = "status"
+KIND_ESCALATION = "escalation"
+KIND_ANSWER = "answer"
+KINDS = (KIND_RESULT, KIND_EVENT, KIND_STATUS, KIND_ESCALATION, KIND_ANSWER)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryRecord:
+    """One valid message from the fleet, ready to store.
+
+    `t_wall` is the sender's wall clock and `received_at` the subscriber's,
+    both in seconds since the Unix epoch.
+    """
+
+    vehicle_id: str
+    message_id: str
+    kind: str
+    topic: str
+    t_wall: float
+    received_at: float
+    body: Mapping[str, Any]
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message read back from storage with its headline and kind-specific columns."""
+
+    row_id: int
+    vehicle_id: str
+    message_id: str
+    kind: str
+    topic: str
+    seq: int | None
+    t_wall: float
+    received_at: float
+    label: str | None
+    score: float | None
+    details: Mapping[str, Any]
+    body: Mapping[str, Any]
+
+    @property
+    def delivery_ms(self) -> float:
+        """Time from the sender's clock to the subscriber's clock; includes any clock offset between them."""
+        return (self.received_at - self.t_wall) * 1000.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vehicle_id": self.vehicle_id,
+            "message_id": self.message_id,
+            "kind": self.kind,
+            "topic": self.topic,
+            "seq": self.seq,
+            "t_wall": self.t_wall,
+            "received_at": self.received_at,
+            "label": self.label,
+            "score": self.score,
+            **{key: value for key, value in self.details.items()},
+            "body": dict(self.body),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A payload the subscriber could not store as a message, with the reason."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: float
+    vehicle_id: str | None = None
+    row_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Filters for `Storage.query`; None means no filter. Times are seconds since the epoch on the sender's clock."""
+
+    vehicle_id: str | None = None
+    kind: str | None = None
+    since: float | None = None
+    until: float | None = None
+    label: str | None = None
+    limit: int | None = None
+    ascending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DetailColumn:
+    """A kind-specific column: its name, SQL type and how to read it from a body."""
+
+    name: str
+    sql_type: str
+    extract: Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KindSchema:
+    """The detail table of one message kind."""
+
+    table: str
+    columns: tuple[DetailColumn, ...] = field(default_factory=tuple)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _result_part(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The inference result inside a body: the body itself or its `result` / `edge_result` member."""
+    for key in ("result", "edge_result"):
+        inner = body.get(key)
+        if isinstance(inner, Mapping):
+            return inner
+    return body
+
+
+def top_prediction(result: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """Return (label, score) of the best classification or detection in a serialized InferenceResult."""
+    best: tuple[str | None, float | None] = (None, None)
+    for key in ("classifications", "detections"):
+        entries = result.get(key)
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            score = _number(entry.get("score"))
+            if score is not None and (best[1] is None or score > best[1]):
+                best = (_text(entry.get("label")), score)
+    return best
+
+
+def _inference_ms(body: Mapping[str, Any]) -> float | None:
+    timing = _result_part(body).get("timing_ms")
+    if not isinstance(timing, Mapping):
+        return None
+    parts = [_number(timing.get(step)) for step in ("preprocess", "invoke", "postprocess")]
+    known = [part for part in parts if part is not None]
+    return sum(known) if known else None
+
+
+def _cloud_member(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    cloud = body.get("cloud")
+    return cloud if isinstance(cloud, Mapping) else {}
+
+
+def _rtt_ms(body: Mapping[str, Any]) -> float | None:
+    own = _number(body.get("rtt_ms"))
+    return own if own is not None else _number(_cloud_member(body).get("rtt_ms"))
+
+
+def _source(body: Mapping[str, Any]) -> str | None:
+    return _text(body.get("source")) or ("cloud" if _cloud_member(body) else None)
+
+
+def _image_bytes(body: Mapping[str, Any]) -> int | None:
+    size = body.get("image_bytes")
+    if isinstance(size, int):
+        return size
+    image = body.get("image_jpeg")
+    return len(image) * 3 // 4 if isinstance(image, str) else None
+
+
+def _model_name(body: Mapping[str, Any]) -> str | None:
+    model = body.get("model")
+    return _text(model.get("name")) if isinstance(model, Mapping) else None
+
+
+def _answer_label(body: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    result = body.get("result")
+    return top_prediction(result) if isinstance(result, Mapping) else (None, None)
+
+
+KIND_SCHEMAS: dict[str, KindSchema] = {
+    KIND_RESULT: KindSchema(
+        "results",
+        (
+            DetailColumn("source", "TEXT", _source),
+            DetailColumn("inference_ms", "REAL", _inference_ms),
+            DetailColumn("rtt_ms", "REAL", _rtt_ms),
+        ),
+    ),
+    KIND_EVENT: KindSchema(
+        "events",
+        (
+            DetailColumn("event_type", "TEXT", lambda body: _text(body.get("type")) or _text(body.get("event"))),
+            DetailColumn("severity", "TEXT", lambda body: _text(body.get("severity"))),
+        ),
+    ),
+    KIND_STATUS: KindSchema(
+        "status",
+        (DetailColumn("state", "TEXT", lambda body: _text(body.get("state"))),),
+    ),
+    KIND_ESCALATION: KindSchema(
+        "escalations",
+        (
+            DetailColumn("correlation_id", "TEXT", lambda body: _text(body.get("correlation_id"))),
+            DetailColumn("frame_id", "TEXT", lambda body: None if body.get("frame_id") is None else str(body.get("frame_id"))),
+            DetailColumn("image_bytes", "INTEGER", _image_bytes),
+        ),
+    ),
+    KIND_ANSWER: KindSchema(
+        "answers",
+        (
+            DetailColumn("correlation_id", "TEXT", lambda body: _text(body.get("correlation_id"))),
+            DetailColumn("worker_id", "TEXT", lambda body: _text(body.get("worker_id"))),
+            DetailColumn("model_name", "TEXT", _model_name),
+            DetailColumn("error", "TEXT", lambda body: _text(body.get("error")) or (str(body["error"]) if body.get("error") else None)),
+        ),
+    ),
+}
+
+
+def headline(kind: str, body: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """Return the (label, score) indexed for a message: an answer's cloud result, else the body's own result."""
+    if kind == KIND_ANSWER:
+        return _answer_label(body)
+    if kind == KIND_EVENT:
+        return _text(body.get("label")), _number(body.get("score"))
+    if kind in (KIND_RESULT, KIND_ESCALATION):
+        return top_prediction(_result_part(body))
+    return None, None
+
+
+def details(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the kind-specific column values of a body."""
+    schema = KIND_SCHEMAS.get(kind)
+    if schema is None:
+        return {}
+    return {column.name: column.extract(body) for column in schema.columns}
+
+
+def storable_body(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the body as stored: an escalation's image is replaced by its size, the image itself is not kept."""
+    stored = dict(body)
+    if kind == KIND_ESCALATION and "image_jpeg" in stored:
+        stored.pop("image_jpeg")
+        stored["image_bytes"] = _image_bytes(body)
+    return stored

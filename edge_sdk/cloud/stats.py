@@ -1,0 +1,54 @@
+"""Percentiles and a bounded latency window, shared by the worker status and the telemetry summary."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+DEFAULT_PERCENTILES = (50.0, 90.0, 99.0)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Return the q-th percentile (0-100) of ascending values by linear interpolation, or None when empty."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile {q} is outside [0, 100]")
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q / 100.0
+    lower = math.floor(position)
+    upper = math.ceil(position)
+    if lower == upper:
+        return float(sorted_values[lower])
+    weight = position - lower
+    return float(sorted_values[lower]) * (1.0 - weight) + float(sorted_values[upper]) * weight
+
+
+def percentiles(values: Iterable[float], qs: Iterable[float] = DEFAULT_PERCENTILES) -> dict[str, float | None]:
+    """Return {"p50": ..., "p90": ..., ...} of the values, rounded to 0.01; None entries when there are no values."""
+    ordered = sorted(values)
+    result: dict[str, float | None] = {}
+    for q in qs:
+        value = percentile(ordered, q)
+        result[f"p{q:g}"] = None if value is None else round(value, 2)
+    return result
+
+
+class LatencyWindow:
+    """The most recent `size` latency samples in milliseconds, thread-safe."""
+
+    def __init__(self, size: int = 1000) -> None:
+        if size <= 0:
+            raise ValueError(f"latency window size {size} must be positive")
+        self._samples: deque[float] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, value_ms: float) -> None:
+        with self._lock:
+            self._samples.append(value_ms)
+
+    def summary(self) -> dict[str, float | None]:
+        with self._lock:
+            samples = list(self._samples)
+        return percentiles(samples)
