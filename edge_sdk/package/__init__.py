@@ -5,6 +5,13 @@ A package is a directory (or a single-file archive of one) holding the
 TensorFlow or an interpreter.
 """
 
+from edge_sdk.package.archive import (
+    PackageHashError,
+    UnsafeArchiveError,
+    open_package,
+    pack_archive,
+    write_package,
+)
 from edge_sdk.package.errors import ManifestError, PackageError
 from edge_sdk.package.manifest import (
     SCHEMA_VERSION,
@@ -20,4 +27,9 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "PackageError",
+    "PackageHashError",
+    "UnsafeArchiveError",
+    "open_package",
+    "pack_archive",
+    "write_package",
 ]
