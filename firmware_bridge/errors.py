@@ -1,0 +1,72 @@
+"""Error tree of firmware_bridge.
+
+The package stands alone, so its root is `FirmwareBridgeError`, not
+edge_sdk's. Each class also inherits the matching builtin, so a caller can
+catch `ValueError`, `OSError` or `TimeoutError` without importing this module.
+"""
+
+from __future__ import annotations
+
+
+class FirmwareBridgeError(Exception):
+    """Base class for every error firmware_bridge raises on purpose."""
+
+
+class BridgeConfigError(FirmwareBridgeError, ValueError):
+    """A link configuration value is missing or invalid."""
+
+
+class LinkError(FirmwareBridgeError, OSError):
+    """A serial link could not be opened, read or written."""
+
+
+class LinkClosedError(LinkError):
+    """An operation needs an open link but the link is closed or lost."""
+
+
+class FrameError(FirmwareBridgeError, ValueError):
+    """A received frame or sentence is malformed; the reader counts and skips it."""
+
+
+class ChecksumError(FrameError):
+    """A complete frame failed its checksum or CRC; counted apart from other frame errors."""
+
+
+class NmeaError(FrameError):
+    """An NMEA 0183 sentence is malformed, has a bad checksum or an invalid field."""
+
+
+class NmeaChecksumError(NmeaError, ChecksumError):
+    """An NMEA sentence's checksum does not match its contents."""
+
+
+class SlcanError(FrameError):
+    """An SLCAN (Lawicel) line or a candump log line is malformed."""
+
+
+class SlcanCommandError(FirmwareBridgeError, RuntimeError):
+    """The SLCAN adapter answered a command with BEL (error)."""
+
+
+class SlcanTimeoutError(FirmwareBridgeError, TimeoutError):
+    """The SLCAN adapter did not answer a command in time."""
+
+
+class DbcError(FirmwareBridgeError, ValueError):
+    """A DBC file or a signal name in the configuration is invalid."""
+
+
+class CobsError(FrameError):
+    """A COBS-encoded block is malformed."""
+
+
+class McuFrameError(FrameError):
+    """An MCU link frame has a bad CRC, length, version or message type."""
+
+
+class McuCrcError(McuFrameError, ChecksumError):
+    """An MCU link frame's CRC-16 does not match its contents."""
+
+
+class McuAckTimeoutError(FirmwareBridgeError, TimeoutError):
+    """The MCU did not acknowledge a message after every retry."""
