@@ -61,11 +61,22 @@ class CobsError(FrameError):
 
 
 class McuFrameError(FrameError):
-    """An MCU link frame has a bad CRC, length, version or message type."""
+    """An MCU link frame has a bad CRC, length, version or message type.
+
+    `reason` is one of "cobs", "length", "crc", "version", "type", "payload";
+    the C codec reports the same classes of error as MCU_ERR_* codes.
+    """
+
+    def __init__(self, message: str, reason: str = "payload") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class McuCrcError(McuFrameError, ChecksumError):
     """An MCU link frame's CRC-16 does not match its contents."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "crc")
 
 
 class McuAckTimeoutError(FirmwareBridgeError, TimeoutError):
