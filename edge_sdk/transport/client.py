@@ -1,0 +1,660 @@
+"""`MqttClient`: paho-mqtt 2.x (callback API version 2) with store-and-forward.
+
+Publishing: every QoS >= 1 `publish` is written to the `Spool` first and
+returns its spool id. A sender thread hands spooled messages to paho in
+priority order (events, status, results, then escalation frames), keeping at
+most `inflight_window` unacknowledged, and deletes each one when the broker's
+PUBACK/PUBCOMP arrives (`on_publish` with its mid). A message lost with the
+connection is resent by paho after the reconnect, and after a process
+restart by the spool, so delivery is at least once; subscribers drop
+duplicates by the envelope's `message_id`. QoS 0 messages bypass the spool
+and are dropped (and counted) while disconnected.
+
+Connection: the network thread connects and reconnects with exponential
+backoff between `reconnect_min_delay` and `reconnect_max_delay`; each
+failure is logged and counted in `stats()` (`connect_failures`,
+`last_error`). With `status_topic` set, each connection publishes a retained
+"online" envelope, the broker publishes the retained last will "offline" if
+the link dies, and `stop()` publishes "offline" itself before disconnecting.
+
+Subscriptions: `subscribe(filter, handler)` is kept and sent again after
+every reconnect where the broker reports no session present (always on the
+first connection of the process). Handlers run on the network thread; an
+exception in a handler or a hook is logged and counted, never raised into
+paho.
+
+Threads: `start()` starts the network and sender threads; `stop(timeout)`
+flushes, publishes "offline", disconnects and joins both with bounded waits.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_sdk.transport.config import MqttConfig, TlsConfig
+from edge_sdk.transport.errors import MqttConfigError, TopicError, TransportError
+from edge_sdk.transport.payloads import OFFLINE, ONLINE, Envelope, EnvelopeBuilder, presence_body
+from edge_sdk.transport.properties import properties_from_dict, properties_to_dict
+from edge_sdk.transport.spool import Spool, SpooledMessage
+from edge_sdk.transport.stats import LatencyWindow, RateLimitedLog
+from edge_sdk.transport.topics import MessageKind, default_priority, kind_of_topic, strip_shared
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A received message handed to a subscription handler.
+
+    With `MqttConfig.manual_ack` the handler (or whoever it hands the message
+    to) must call `ack()` once the message is safely processed; otherwise
+    paho acknowledges it when the handler returns and `ack()` does nothing.
+    """
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    properties: Properties | None = None
+    _ack: Callable[[], None] | None = field(default=None, repr=False)
+
+    def ack(self) -> None:
+        if self._ack is not None:
+            self._ack()
+
+
+MessageHandler = Callable[[InboundMessage], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A spooled message the broker acknowledged.
+
+    `latency_s` runs from the spool `put` to the acknowledgement (includes
+    time spent queued during an outage); `rtt_s` from the hand-over to paho
+    to the acknowledgement, or None for a message sent by an earlier process.
+    """
+
+    spool_id: int
+    topic: str
+    kind: str
+    priority: int
+    created: float
+    latency_s: float
+    rtt_s: float | None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    message: SpooledMessage
+    sent_mono: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    published: int = 0
+    acked: int = 0
+    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    qos0_sent: int = 0
+    qos0_dropped: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    subscribe_failures: int = 0
+    handler_errors: int = 0
+    hook_errors: int = 0
+    last_error: str | None = None
+
+
+class MqttClient:
+    """MQTT client with a durable spool; see the module docstring for the delivery contract.
+
+    `spool` None gives an in-memory spool (messages survive outages but not a
+    process restart). A spool passed in is not closed by `stop()`.
+    `on_ack(Delivery)` is called on the sender thread for each acknowledged
+    message; `on_connection_change(connected: bool, reason: str)` on the
+    network thread.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        spool: Spool | None = None,
+        *,
+        on_ack: Callable[[Delivery], None] | None = None,
+        on_connection_change: Callable[[bool, str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._owns_spool = spool is None
+        self.spool = spool if spool is not None else Spool.in_memory()
+        self.on_ack = on_ack
+        self.on_connection_change = on_connection_change
+        self.connected = threading.Event()
+
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._acks: collections.deque[tuple[int, ReasonCode | None, float]] = collections.deque()
+        self._inflight: dict[int, _InFlight] = {}
+        self._subscriptions: dict[str, tuple[MessageHandler, int]] = {}
+        self._pending_subscribes: dict[int, list[str]] = {}
+        self._counters = _Counters()
+        self._latency = LatencyWindow()
+        self._rtt = LatencyWindow()
+        self._failure_log = RateLimitedLog(logger, every=10)
+        self._presence = EnvelopeBuilder(config.sender_id) if config.status_topic else None
+        self._first_connect_done = False
+        self._started = False
+        self._stopping = False
+        self._closed = False
+        self._network_thread: threading.Thread | None = None
+        self._sender_thread: threading.Thread | None = None
+        self._paho = self._make_paho()
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def _make_paho(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5 if cfg.is_v5 else mqtt.MQTTv311,
+            transport=cfg.transport,
+            clean_session=None if cfg.is_v5 else cfg.clean_start,
+            manual_ack=cfg.manual_ack,
+        )
+        client.suppress_exceptions = True
+        client.enable_logger(logging.getLogger("paho.mqtt"))
+        client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)  # type: ignore[arg-type]
+        client.connect_timeout = cfg.connect_timeout
+        client.max_inflight_messages_set(cfg.inflight_window)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls is not None:
+            self._apply_tls(client, cfg.tls)
+        self._set_will(client)
+        client.on_connect = self._guard(self._handle_connect)
+        client.on_connect_fail = self._guard(self._handle_connect_fail)
+        client.on_disconnect = self._guard(self._handle_disconnect)
+        client.on_publish = self._handle_publish
+        client.on_subscribe = self._guard(self._handle_subscribe)
+        client.on_message = self._guard(self._handle_message)
+        return client
+
+    @staticmethod
+    def _apply_tls(client: mqtt.Client, tls: TlsConfig) -> None:
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
+            if tls.cert_file is not None:
+                context.load_cert_chain(tls.cert_file, tls.key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise MqttConfigError(
+                f"TLS files could not be loaded (ca_file={tls.ca_file!r}, cert_file={tls.cert_file!r}, "
+                f"key_file={tls.key_file!r}): {exc}; check that they are PEM files and that the key matches the certificate"
+            ) from exc
+        if tls.insecure:
+            context.check_hostname = False
+        client.tls_set_context(context)
+
+    def _presence_payload(self, state: str, **extra: Any) -> bytes:
+        assert self._presence is not None
+        return self._presence.build(MessageKind.STATUS, presence_body(state, **extra)).to_bytes()
+
+    def _set_will(self, client: mqtt.Client) -> None:
+        # A fresh will per connection keeps its message id unique, so a subscriber that drops
+        # duplicate ids still stores the "offline" of a second outage.
+        if self.config.status_topic is None:
+            return
+        payload = self._presence_payload(OFFLINE, reason="connection lost (last will)")
+        client.will_set(self.config.status_topic, payload, qos=1, retain=True)
+
+    def _connect_properties(self) -> Properties | None:
+        if not self.config.is_v5:
+            return None
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 0 if self.config.clean_start else self.config.session_expiry
+        return properties
+
+    def _guard(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a paho callback so an exception is logged and counted instead of reaching the network loop."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # noqa: BLE001 - a callback must never kill paho's loop
+                self._counters.hook_errors += 1
+                logger.exception("MQTT callback %s failed for client %r: %s", callback.__name__, self.config.client_id, exc)
+
+        guarded.__name__ = callback.__name__
+        return guarded
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting in the background; returns at once. Use `wait_connected` to block."""
+        if self._closed:
+            raise TransportError(f"MQTT client {self.config.client_id!r} is stopped: create a new MqttClient")
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._paho.connect_async(
+                self.config.host,
+                self.config.port,
+                keepalive=int(self.config.keepalive),
+                clean_start=self.config.clean_start if self.config.is_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=self._connect_properties(),
+            )
+        except ValueError as exc:
+            raise MqttConfigError(f"cannot connect to {self.config.address}: {exc}") from exc
+        self._network_thread = threading.Thread(target=self._run_network, name=f"mqtt-net-{self.config.client_id}", daemon=True)
+        self._sender_thread = threading.Thread(target=self._run_sender, name=f"mqtt-send-{self.config.client_id}", daemon=True)
+        self._network_thread.start()
+        self._sender_thread.start()
+        logger.info("MQTT client %r connecting to %s (MQTT %s)", self.config.client_id, self.config.address, self.config.protocol)
+
+    def _run_network(self) -> None:
+        try:
+            self._paho.loop_forever(retry_first_connection=True)
+        except Exception as exc:  # noqa: BLE001 - reported, the thread is the only place to see it
+            self._counters.last_error = f"network loop stopped: {exc}"
+            logger.exception("MQTT network loop of client %r stopped unexpectedly: %s", self.config.client_id, exc)
+        finally:
+            self.connected.clear()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or `timeout` seconds passed; return whether connected."""
+        return self.connected.wait(timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until the spool is empty (every message acknowledged) or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        while self.spool.depth > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(0.05, remaining))
+        return True
+
+    def stop(self, timeout: float = 10.0, *, flush: bool = True) -> bool:
+        """Flush (when connected), publish "offline", disconnect and join the threads.
+
+        Waits at most about `timeout` seconds in total; half of it at most for
+        the flush. Unacknowledged messages stay in the spool for the next run.
+        Returns True when everything was flushed and both threads stopped.
+        Safe to call twice.
+        """
+        if self._closed:
+            return True
+        deadline = time.monotonic() + timeout
+        clean = True
+        if self._started and flush and self.connected.is_set():
+            clean = self.wait_drained(timeout / 2)
+            if not clean:
+                logger.warning("MQTT client %r stopping with %d messages still in the spool", self.config.client_id, self.spool.depth)
+        self._stopping = True
+        self._wake.set()
+        clean &= self._join(self._sender_thread, deadline, "sender")
+        if self._started:
+            self._publish_offline(deadline)
+            clean &= self._disconnect_and_join(deadline)
+        self._closed = True
+        if self._owns_spool:
+            self.spool.close()
+        logger.info("MQTT client %r stopped (%s)", self.config.client_id, "clean" if clean else "not clean, see warnings above")
+        return clean
+
+    def _publish_offline(self, deadline: float) -> None:
+        if self.config.status_topic is None or not self.connected.is_set():
+            return
+        payload = self._presence_payload(OFFLINE, reason="clean stop")
+        info = self._paho.publish(self.config.status_topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(max(0.1, min(2.0, deadline - time.monotonic())))
+        except (RuntimeError, ValueError) as exc:
+            logger.warning("MQTT client %r could not publish 'offline' on %s: %s", self.config.client_id, self.config.status_topic, exc)
+
+    def _disconnect_and_join(self, deadline: float) -> bool:
+        thread = self._network_thread
+        # A reconnect attempt in progress can override the disconnected state, so repeat once a second.
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            self._paho.disconnect()
+            thread.join(min(1.0, max(0.0, deadline - time.monotonic())))
+        return self._join(thread, deadline, "network")
+
+    def _join(self, thread: threading.Thread | None, deadline: float, name: str) -> bool:
+        if thread is None:
+            return True
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            logger.error("MQTT %s thread of client %r did not stop within the timeout; it is left running as a daemon thread", name, self.config.client_id)
+            return False
+        return True
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> MqttClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str | Envelope,
+        qos: int | None = None,
+        retain: bool = False,
+        priority: int | None = None,
+        properties: Properties | None = None,
+    ) -> int | None:
+        """Queue one message; return its spool id (QoS >= 1) or None (QoS 0, or dropped by the spool limit).
+
+        `qos` None uses the configured QoS of the topic's kind, `priority`
+        None the kind's default priority. MQTT 5 `properties` are kept in the
+        spool and ignored under MQTT 3.1.1.
+        """
+        if self._closed:
+            raise TransportError(f"MQTT client {self.config.client_id!r} is stopped: publish before stop() or create a new client")
+        if not topic or "+" in topic or "#" in topic:
+            raise TopicError(f"cannot publish to topic {topic!r}: a topic name must be non-empty and contain no wildcards")
+        kind = kind_of_topic(topic)
+        if isinstance(payload, Envelope):
+            kind = payload.kind
+            data = payload.to_bytes()
+        else:
+            data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        qos = self.config.qos_for(kind) if qos is None else qos
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos {qos!r} is invalid: use 0, 1 or 2")
+        if qos == 0:
+            self._publish_qos0(topic, data, retain, properties)
+            return None
+        spool_id = self.spool.put(
+            topic, data, qos=qos, retain=retain,
+            priority=int(default_priority(kind) if priority is None else priority),
+            kind=kind.value if kind is not None else "other",
+            properties=properties_to_dict(properties) if self.config.is_v5 else None,
+        )
+        self._counters.published += 1
+        self._wake.set()
+        return spool_id
+
+    def _publish_qos0(self, topic: str, data: bytes, retain: bool, properties: Properties | None) -> None:
+        if not self.connected.is_set():
+            self._counters.qos0_dropped += 1
+            return
+        info = self._paho.publish(topic, data, qos=0, retain=retain, properties=properties if self.config.is_v5 else None)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._counters.qos0_sent += 1
+        else:
+            self._counters.qos0_dropped += 1
+
+    def _run_sender(self) -> None:
+        while not self._stopping:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._process_acks()
+                if self.connected.is_set():
+                    self._fill_window()
+            except Exception as exc:  # noqa: BLE001 - keep sending; the spool keeps the messages
+                self._counters.last_error = f"sender: {exc}"
+                logger.exception("MQTT sender of client %r failed, retrying in 1 s: %s", self.config.client_id, exc)
+                time.sleep(1.0)
+        self._process_acks()
+
+    def _fill_window(self) -> None:
+        with self._lock:
+            free = self.config.inflight_window - len(self._inflight)
+            exclude = [entry.message.id for entry in self._inflight.values()]
+        if free <= 0:
+            return
+        for message in self.spool.peek(free, exclude):
+            if not self.connected.is_set() or self._stopping:
+                return
+            properties = properties_from_dict(message.properties) if self.config.is_v5 else None
+            with self._lock:
+                info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
+                if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                    # NO_CONN: paho keeps the message and sends it after the reconnect.
+                    self._inflight[info.mid] = _InFlight(message, time.monotonic())
+                    continue
+            logger.warning("paho did not take spooled message %d on %s (%s); retrying later", message.id, message.topic, info.rc)
+            return
+
+    # --- acknowledgements -----------------------------------------------------------------------
+
+    def _handle_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties) -> None:
+        # Runs on the network thread while paho holds its message lock: only queue the ack here and
+        # let the sender thread do the SQLite work, so no lock order can deadlock with publish().
+        self._acks.append((mid, reason_code, time.monotonic()))
+        self._wake.set()
+
+    def _process_acks(self) -> None:
+        acked: list[tuple[_InFlight, ReasonCode | None, float]] = []
+        with self._lock:
+            while self._acks:
+                mid, reason_code, acked_mono = self._acks.popleft()
+                entry = self._inflight.pop(mid, None)
+                if entry is not None:
+                    acked.append((entry, reason_code, acked_mono))
+        if not acked:
+            return
+        self.spool.remove([entry.message.id for entry, _, _ in acked])
+        now = time.time()
+        for entry, reason_code, acked_mono in acked:
+            self._record_ack(entry, reason_code, acked_mono, now)
+
+    def _record_ack(self, entry: _InFlight, reason_code: ReasonCode | None, acked_mono: float, now: float) -> None:
+        message = entry.message
+        if reason_code is not None and reason_code.is_failure:
+            self._counters.rejected[message.kind] += 1
+            self._failure_log.error(
+                "broker rejected message %d on %s with reason %s; it is removed from the spool and counted as rejected",
+                message.id, message.topic, reason_code,
+            )
+            return
+        self._counters.acked += 1
+        delivery = Delivery(
+            spool_id=message.id, topic=message.topic, kind=message.kind, priority=message.priority,
+            created=message.created, latency_s=max(0.0, now - message.created), rtt_s=acked_mono - entry.sent_mono,
+        )
+        self._latency.add(delivery.latency_s)
+        self._rtt.add(acked_mono - entry.sent_mono)
+        if self.on_ack is not None:
+            try:
+                self.on_ack(delivery)
+            except Exception as exc:  # noqa: BLE001 - a hook must not stop the sender
+                self._counters.hook_errors += 1
+                logger.exception("on_ack hook failed for spool id %d on %s: %s", message.id, message.topic, exc)
+
+    # --- connection callbacks -------------------------------------------------------------------
+
+    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason_code: ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            self._counters.connect_failures += 1
+            self._counters.last_error = f"broker refused the connection: {reason_code}"
+            self._failure_log.error(
+                "broker %s refused client %r: %s (attempt %d); retrying with backoff up to %.0f s",
+                self.config.address, self.config.client_id, reason_code, self._counters.connect_failures, self.config.reconnect_max_delay,
+            )
+            return
+        self._counters.connects += 1
+        logger.info(
+            "MQTT client %r connected to %s (session present: %s, %d messages spooled)",
+            self.config.client_id, self.config.address, flags.session_present, self.spool.depth,
+        )
+        if self.config.status_topic is not None:
+            client.publish(self.config.status_topic, self._presence_payload(ONLINE), qos=1, retain=True)
+        if not flags.session_present or not self._first_connect_done:
+            self._resubscribe(client)
+        self._first_connect_done = True
+        self.connected.set()
+        self._wake.set()
+        self._notify_connection(True, str(reason_code))
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._counters.connect_failures += 1
+        self._counters.last_error = f"cannot reach broker {self.config.address}"
+        self._failure_log.warning(
+            "MQTT client %r cannot reach broker %s (attempt %d); retrying with backoff up to %.0f s",
+            self.config.client_id, self.config.address, self._counters.connect_failures, self.config.reconnect_max_delay,
+        )
+
+    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason_code: ReasonCode, properties: Properties | None) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        self._set_will(client)
+        if not was_connected:
+            return
+        self._counters.disconnects += 1
+        if self._stopping:
+            logger.info("MQTT client %r disconnected from %s", self.config.client_id, self.config.address)
+        else:
+            self._counters.last_error = f"connection lost: {reason_code}"
+            logger.warning(
+                "MQTT client %r lost the connection to %s (%s); %d messages in flight, %d spooled; reconnecting",
+                self.config.client_id, self.config.address, reason_code, len(self._inflight), self.spool.depth,
+            )
+        self._notify_connection(False, str(reason_code))
+
+    def _notify_connection(self, connected: bool, reason: str) -> None:
+        if self.on_connection_change is None:
+            return
+        try:
+            self.on_connection_change(connected, reason)
+        except Exception as exc:  # noqa: BLE001 - a hook must not stop the network loop
+            self._counters.hook_errors += 1
+            logger.exception("on_connection_change hook failed: %s", exc)
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
+        """Register `handler` for `topic_filter` (may be `$share/group/...`) and subscribe now if connected."""
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos {qos!r} is invalid: use 0, 1 or 2")
+        strip_shared(topic_filter)
+        with self._lock:
+            self._subscriptions[topic_filter] = (handler, qos)
+        if self.connected.is_set():
+            self._send_subscribe(self._paho, [(topic_filter, qos)])
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        with self._lock:
+            removed = self._subscriptions.pop(topic_filter, None)
+        if removed is not None and self.connected.is_set():
+            self._paho.unsubscribe(topic_filter)
+
+    def _resubscribe(self, client: mqtt.Client) -> None:
+        with self._lock:
+            entries = [(topic_filter, qos) for topic_filter, (_, qos) in self._subscriptions.items()]
+        if entries:
+            self._send_subscribe(client, entries)
+
+    def _send_subscribe(self, client: mqtt.Client, entries: list[tuple[str, int]]) -> None:
+        result, mid = client.subscribe(entries)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            logger.warning("SUBSCRIBE for %s not sent (%s); it is sent again after the next reconnect", [f for f, _ in entries], result)
+            return
+        with self._lock:
+            self._pending_subscribes[mid] = [topic_filter for topic_filter, _ in entries]
+
+    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Properties | None) -> None:
+        with self._lock:
+            filters = self._pending_subscribes.pop(mid, [])
+        for topic_filter, reason_code in zip(filters, reason_codes):
+            if reason_code.is_failure:
+                self._counters.subscribe_failures += 1
+                self._counters.last_error = f"subscription to {topic_filter} refused: {reason_code}"
+                logger.error("broker refused the subscription to %r: %s; check the broker's ACL for this client", topic_filter, reason_code)
+            else:
+                logger.debug("subscribed to %r with %s", topic_filter, reason_code)
+
+    def _handle_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            handlers = [h for f, (h, _) in self._subscriptions.items() if mqtt.topic_matches_sub(strip_shared(f), message.topic)]
+        ack = None
+        if self.config.manual_ack and message.qos > 0:
+            ack = _once(lambda: client.ack(message.mid, message.qos))
+        inbound = InboundMessage(
+            topic=message.topic, payload=bytes(message.payload), qos=message.qos, retain=bool(message.retain),
+            mid=message.mid, properties=getattr(message, "properties", None), _ack=ack,
+        )
+        if not handlers:
+            logger.debug("no handler for message on %s (mid %d)", message.topic, message.mid)
+        for handler in handlers:
+            try:
+                handler(inbound)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the subscriber
+                self._counters.handler_errors += 1
+                logger.exception("handler for %s failed on mid %d: %s", message.topic, message.mid, exc)
+                # NOTE: acknowledged anyway, so a message that always fails is not redelivered forever.
+                inbound.ack()
+        if not handlers:
+            inbound.ack()
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for a status record; every value is JSON-serializable."""
+        spool = self.spool.stats()
+        counters = self._counters
+        with self._lock:
+            inflight = len(self._inflight)
+        return {
+            "connected": self.connected.is_set(),
+            "queued": counters.published,
+            "inflight": inflight,
+            "acked": counters.acked,
+            "rejected": dict(counters.rejected),
+            "dropped": spool["dropped"],
+            "dropped_total": spool["dropped_total"],
+            "spool_depth": spool["depth"],
+            "spool_bytes": spool["bytes"],
+            "qos0_sent": counters.qos0_sent,
+            "qos0_dropped": counters.qos0_dropped,
+            "ack_latency_ms": self._latency.summary_ms(),
+            "rtt_ms": self._rtt.summary_ms(),
+            "connects": counters.connects,
+            "disconnects": counters.disconnects,
+            "connect_failures": counters.connect_failures,
+            "subscribe_failures": counters.subscribe_failures,
+            "handler_errors": counters.handler_errors,
+            "hook_errors": counters.hook_errors,
+            "last_error": counters.last_error,
+        }
+
+
+def _once(action: Callable[[], Any]) -> Callable[[], None]:
+    lock = threading.Lock()
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        with lock:
+            if done:
+                return
+            done = True
+        action()
+
+    return run
