@@ -1,0 +1,186 @@
+"""Check a `.tflite` file before an interpreter sees it, and list its operators.
+
+A TFLite model is a FlatBuffer whose file identifier (bytes 4 to 8) is
+`TFL3`. This module reads the few tables it needs (operator codes, the
+operators of each subgraph, the buffers) with every offset bounds-checked, so
+a text file, a truncated download or a corrupt model gets a clear
+`InvalidModelError` instead of reaching native code. It also finds the custom
+operators (`edgetpu-custom-op` marks a model compiled for the Edge TPU).
+
+Table and field numbers follow the TFLite schema (`tensorflow/lite/schema/schema.fbs`):
+Model {version 0, operator_codes 1, subgraphs 2, description 3, buffers 4},
+OperatorCode {deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3},
+SubGraph {operators 3}, Operator {opcode_index 0}, Buffer {data 0, offset 1, size 2}.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_sdk.runtime.errors import InvalidModelError, ModelNotFoundError
+
+TFLITE_FILE_IDENTIFIER = b"TFL3"
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+BUILTIN_CUSTOM = 32  # BuiltinOperator.CUSTOM in the schema
+
+_MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
+_OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM_CODE, _OPCODE_BUILTIN = 0, 1, 3
+_SUBGRAPH_OPERATORS = 3
+_OPERATOR_OPCODE_INDEX = 0
+_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCode:
+    """One entry of the model's operator table: a builtin code, or CUSTOM with a name."""
+
+    builtin_code: int
+    custom_code: str | None
+
+    @property
+    def is_custom(self) -> bool:
+        return self.builtin_code == BUILTIN_CUSTOM
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFileInfo:
+    """What the runtime learns about a `.tflite` file without an interpreter."""
+
+    path: Path
+    size_bytes: int
+    description: str
+    operator_codes: tuple[OperatorCode, ...]
+    operator_counts: dict[int, int]  # operator code index -> number of uses over all subgraphs
+    subgraph_count: int
+
+    @property
+    def custom_ops(self) -> tuple[str, ...]:
+        """Names of the custom operators the model uses, sorted."""
+        names = {code.custom_code or "<unnamed>" for index, code in enumerate(self.operator_codes)
+                 if code.is_custom and self.operator_counts.get(index)}
+        return tuple(sorted(names))
+
+    @property
+    def is_edgetpu_compiled(self) -> bool:
+        return EDGETPU_CUSTOM_OP in self.custom_ops
+
+
+class _Reader:
+    """Bounds-checked FlatBuffer access; every failure raises InvalidModelError naming the file."""
+
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data = data
+        self.path = path
+
+    def fail(self, what: str) -> InvalidModelError:
+        return InvalidModelError(
+            f"{self.path} is truncated or corrupt ({what}, file is {len(self.data)} bytes): "
+            "copy the model again or re-export it"
+        )
+
+    def unpack(self, fmt: str, position: int) -> int:
+        size = struct.calcsize(fmt)
+        if position < 0 or position + size > len(self.data):
+            raise self.fail(f"offset {position} is past the end")
+        return struct.unpack_from(fmt, self.data, position)[0]
+
+    def field_position(self, table: int, field_index: int) -> int | None:
+        vtable = table - self.unpack("<i", table)
+        vtable_size = self.unpack("<H", vtable)
+        slot = 4 + 2 * field_index
+        if slot + 2 > vtable_size:
+            return None
+        offset = self.unpack("<H", vtable + slot)
+        return table + offset if offset else None
+
+    def scalar(self, table: int, field_index: int, fmt: str, default: int = 0) -> int:
+        position = self.field_position(table, field_index)
+        return default if position is None else self.unpack(fmt, position)
+
+    def indirect(self, table: int, field_index: int) -> int | None:
+        position = self.field_position(table, field_index)
+        return None if position is None else position + self.unpack("<I", position)
+
+    def vector(self, table: int, field_index: int, element_size: int) -> tuple[int, int]:
+        """Return (first element position, length) of a vector field, (0, 0) when absent."""
+        start = self.indirect(table, field_index)
+        if start is None:
+            return 0, 0
+        length = self.unpack("<I", start)
+        if start + 4 + length * element_size > len(self.data):
+            raise self.fail(f"a vector of {length} elements at offset {start} runs past the end")
+        return start + 4, length
+
+    def tables(self, table: int, field_index: int) -> list[int]:
+        first, length = self.vector(table, field_index, 4)
+        return [first + 4 * i + self.unpack("<I", first + 4 * i) for i in range(length)]
+
+    def string(self, table: int, field_index: int) -> str | None:
+        first, length = self.vector(table, field_index, 1)
+        if first == 0:
+            return None
+        return self.data[first : first + length].decode("utf-8", errors="replace")
+
+
+def read_model_info(path: str | Path) -> ModelFileInfo:
+    """Read and check a `.tflite` file; raise ModelNotFoundError or InvalidModelError with the next step."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidModelError(f"{path} is a directory, not a .tflite file: load a package directory with Model.load")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"model file {path} not found: check the path or deploy the model first") from exc
+    except OSError as exc:
+        raise InvalidModelError(f"model file {path} cannot be read ({exc}): check its permissions") from exc
+    return parse_model_bytes(data, path)
+
+
+def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
+    """Check the FlatBuffer structure of a model held in memory; `path` is only used in messages."""
+    if not data:
+        raise InvalidModelError(f"{path} is empty (0 bytes), not a TFLite model: copy the model again or re-export it")
+    if len(data) < 8 or data[4:8] != TFLITE_FILE_IDENTIFIER:
+        found = data[4:8] if len(data) >= 8 else data[:8]
+        raise InvalidModelError(
+            f"{path} is not a TFLite model: its FlatBuffer file identifier is {found!r}, expected {TFLITE_FILE_IDENTIFIER!r} "
+            f"({len(data)} bytes). Give a .tflite file exported by the TFLite converter"
+        )
+    reader = _Reader(data, path)
+    model = reader.unpack("<I", 0)
+    codes = tuple(_read_operator_code(reader, table) for table in reader.tables(model, _MODEL_OPERATOR_CODES))
+    counts: Counter[int] = Counter()
+    subgraphs = reader.tables(model, _MODEL_SUBGRAPHS)
+    for subgraph in subgraphs:
+        for operator in reader.tables(subgraph, _SUBGRAPH_OPERATORS):
+            index = reader.scalar(operator, _OPERATOR_OPCODE_INDEX, "<I")
+            if index >= len(codes):
+                raise reader.fail(f"an operator uses operator code {index} of {len(codes)}")
+            counts[index] += 1
+    for buffer in reader.tables(model, _MODEL_BUFFERS):
+        reader.vector(buffer, _BUFFER_DATA, 1)
+        offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
+        size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
+        if offset > 1 and offset + size > len(data):
+            raise reader.fail(f"a weight buffer at offset {offset} of {size} bytes lies outside the file")
+    if not subgraphs:
+        raise reader.fail("the model has no subgraph")
+    return ModelFileInfo(
+        path=path,
+        size_bytes=len(data),
+        description=reader.string(model, _MODEL_DESCRIPTION) or "",
+        operator_codes=codes,
+        operator_counts=dict(counts),
+        subgraph_count=len(subgraphs),
+    )
+
+
+def _read_operator_code(reader: _Reader, table: int) -> OperatorCode:
+    # Since schema version 3a the code lives in `builtin_code` (int32); older
+    # files only set the int8 `deprecated_builtin_code`, so take the larger one.
+    deprecated = reader.scalar(table, _OPCODE_DEPRECATED_BUILTIN, "<b")
+    builtin = reader.scalar(table, _OPCODE_BUILTIN, "<i")
+    return OperatorCode(builtin_code=max(deprecated, builtin), custom_code=reader.string(table, _OPCODE_CUSTOM_CODE))

@@ -1,0 +1,1 @@
+"""Turn dequantized output tensors into typed results, one module per task."""
