@@ -1,0 +1,96 @@
+"""The daemon on the real clip with the real detector, publishing to a real Mosquitto broker."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_sdk.daemon.config import load_config
+from edge_sdk.daemon.service import Daemon
+from tests.daemon.support import Collector, write_config
+
+CLIP_FRAMES = 221
+
+
+@pytest.fixture
+def collector(mosquitto):
+    collector = Collector(mosquitto.host, mosquitto.port).start()
+    yield collector
+    collector.stop()
+
+
+def run_daemon(config_path: Path) -> tuple[Daemon, int]:
+    daemon = Daemon(load_config(config_path))
+    return daemon, daemon.run()
+
+
+def test_daemon_publishes_one_result_per_frame(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite")
+    daemon, exit_code = run_daemon(config)
+    assert exit_code == 0
+    assert collector.wait_for(lambda c: len(c.frames()) >= CLIP_FRAMES, 30)
+
+    frames = collector.frames()
+    seqs = [m["body"]["frame_seq"] for m in frames]
+    assert seqs == list(range(CLIP_FRAMES))
+    assert len({m["message_id"] for m in frames}) == CLIP_FRAMES
+    assert all(m["vehicle_id"] == "car-1" for m in frames)
+    with_car = [m for m in frames if any(d["label"] == "car" for d in m["body"]["result"]["detections"])]
+    assert len(with_car) > CLIP_FRAMES // 2, f"cars found in only {len(with_car)} of {CLIP_FRAMES} frames"
+    assert daemon.metrics.counters.get("results_published") == CLIP_FRAMES
+
+
+def test_daemon_publishes_events_summary_and_status(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite")
+    _, exit_code = run_daemon(config)
+    assert exit_code == 0
+    assert collector.wait_for(lambda c: any(m["body"].get("state") == "offline" for m in c.of_kind("status")), 30)
+
+    events = [m["body"] for m in collector.of_kind("events")]
+    new = [e for e in events if e["event"] == "new"]
+    ended = [e for e in events if e["event"] == "end"]
+    assert any(e["label"] == "car" for e in new)
+    assert {e["object_id"] for e in ended} == {e["object_id"] for e in new}, "every new object gets an end event"
+
+    summaries = [m["body"] for m in collector.of_kind("results") if m["body"]["type"] == "summary"]
+    assert sum(s["frames"] for s in summaries) == CLIP_FRAMES
+    assert summaries[-1]["objects_by_label"].get("car", 0) > 0 or any(s["objects_by_label"].get("car") for s in summaries)
+
+    health = [m["body"] for m in collector.of_kind("status") if "frames_in" in m["body"]]
+    assert health, "no status record with health fields"
+    last = health[-1]
+    assert last["frames_in"] == CLIP_FRAMES
+    assert last["drops"] == 0
+    assert last["inference_ms"]["p50"] > 0
+    assert last["sources"]["front"]["state"] == "ended"
+    assert "spool" in last and "queues" in last and "cpu_temperature_c" in last
+
+
+def test_daemon_slow_model_drops_frames_never_repeats(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", source={"pace": "fast"})
+    daemon, exit_code = run_daemon(config)
+    assert exit_code == 0
+    stats = daemon._sources["front"].stats()
+    assert collector.wait_for(lambda c: len(c.frames()) >= stats.delivered, 30)
+
+    seqs = [m["body"]["frame_seq"] for m in collector.frames()]
+    assert len(seqs) == len(set(seqs))
+    assert seqs == sorted(seqs)
+    assert stats.dropped > 0, "decoding at full speed should outrun the detector"
+    assert stats.delivered + stats.dropped == stats.captured == CLIP_FRAMES
+
+
+def test_daemon_stops_on_request(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", source={"loop": True, "pace": "realtime"})
+    daemon = Daemon(load_config(config))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(daemon.run()))
+    thread.start()
+    assert collector.wait_for(lambda c: len(c.frames()) >= 5, 30)
+    daemon.request_stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert result == [0]
+    assert collector.wait_for(lambda c: any(m["body"].get("state") == "offline" for m in c.of_kind("status")), 10)
