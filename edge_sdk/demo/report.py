@@ -1,0 +1,239 @@
+"""The demo's end report, built from what the ingest subscriber stored in SQLite.
+
+Everything the report counts went the whole way: captured, inferred,
+published, acknowledged by the broker and stored by the subscriber. The report
+is written as `report.json` (machine-readable, used by the tests) and
+`report.html` (summary, three SVG charts and the commands that run each part
+on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from edge_sdk.cloud.records import KIND_ANSWER, KIND_ESCALATION, KIND_RESULT, MessageQuery
+from edge_sdk.cloud.reports import summarize
+from edge_sdk.cloud.stats import percentiles
+from edge_sdk.cloud.storage import Storage
+from edge_sdk.demo.plots import bar_svg, histogram_svg, line_svg
+
+logger = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+
+
+@dataclass(frozen=True, slots=True)
+class PartCommand:
+    """A shell command that runs one part of the demo on its own."""
+
+    part: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSeries:
+    """Per-result values read back from storage, in sender-time order."""
+
+    t_wall: tuple[float, ...]
+    latency_ms: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    """Outcome of a demo run. `passed` is the check that the demo tests and the exit status rely on."""
+
+    started_at: float
+    duration_s: float
+    broker: str
+    source: str
+    edge_model: str
+    cloud_model: str
+    database: str
+    frames_processed: int
+    results_stored: int
+    escalations_sent: int
+    escalations_answered: int
+    answer_errors: int
+    dead_letters: int
+    labels: dict[str, int]
+    latency_ms: dict[str, float | None]
+    inference_ms: dict[str, float | None]
+    cloud_rtt_ms: dict[str, float | None]
+    errors: tuple[str, ...] = ()
+    commands: tuple[PartCommand, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.frames_processed > 0 and self.results_stored > 0 and self.escalations_answered > 0 and not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def read_series(storage: Storage, vehicle_id: str) -> ResultSeries:
+    """Read every stored result of a vehicle: its time, capture-to-storage latency and top label."""
+    times, latencies, labels = [], [], []
+    for message in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_RESULT)):
+        times.append(message.t_wall)
+        latencies.append((message.received_at - _capture_time(message.body, message.t_wall)) * 1000.0)
+        labels.append(message.label or "none")
+    return ResultSeries(tuple(times), tuple(latencies), tuple(labels))
+
+
+def _capture_time(body: Mapping[str, Any], default: float) -> float:
+    """Return the frame's wall-clock capture time from a result body, or `default` when the body has none."""
+    for key in ("frame", "capture"):
+        member = body.get(key)
+        if isinstance(member, Mapping) and isinstance(member.get("t_wall"), (int, float)):
+            return float(member["t_wall"])
+    value = body.get("capture_time")
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+def answered_escalations(storage: Storage, vehicle_id: str) -> tuple[int, int, int]:
+    """Return (requests sent, requests answered without error, error answers) from stored messages."""
+    sent = {m.details.get("correlation_id") for m in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_ESCALATION))}
+    answered: set[Any] = set()
+    errors = 0
+    for message in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_ANSWER)):
+        if message.details.get("error"):
+            errors += 1
+        else:
+            answered.add(message.details.get("correlation_id"))
+    sent.discard(None)
+    return len(sent), len(sent & answered), errors
+
+
+def build_report(
+    storage: Storage,
+    vehicle_id: str,
+    *,
+    started_at: float,
+    frames_processed: int,
+    context: Mapping[str, str],
+    errors: Sequence[str] = (),
+    commands: Sequence[PartCommand] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[DemoReport, ResultSeries]:
+    """Summarize a run from storage; `context` names the broker, source, models and database."""
+    series = read_series(storage, vehicle_id)
+    summaries = summarize(storage, vehicle_id=vehicle_id)
+    summary = summaries[0] if summaries else None
+    sent, answered, answer_errors = answered_escalations(storage, vehicle_id)
+    report = DemoReport(
+        started_at=started_at,
+        duration_s=round(time.time() - started_at, 2),
+        broker=context.get("broker", ""),
+        source=context.get("source", ""),
+        edge_model=context.get("edge_model", ""),
+        cloud_model=context.get("cloud_model", ""),
+        database=context.get("database", ""),
+        frames_processed=frames_processed,
+        results_stored=storage.count(KIND_RESULT, vehicle_id),
+        escalations_sent=sent,
+        escalations_answered=answered,
+        answer_errors=answer_errors,
+        dead_letters=len(storage.dead_letters()),
+        labels=dict(Counter(series.labels).most_common()),
+        latency_ms=percentiles(series.latency_ms),
+        inference_ms=dict(summary.inference_ms) if summary else {},
+        cloud_rtt_ms=dict(summary.cloud_rtt_ms) if summary else {},
+        errors=tuple(errors),
+        commands=tuple(commands),
+        extra=dict(extra or {}),
+    )
+    return report, series
+
+
+def throughput(times: Sequence[float], bin_s: float = 1.0) -> tuple[list[float], list[float]]:
+    """Return (seconds since the first result, results per second) in bins of `bin_s` seconds."""
+    if not times:
+        return [], []
+    start = min(times)
+    counts = Counter(int((t - start) // bin_s) for t in times)
+    last = max(counts)
+    xs = [index * bin_s for index in range(last + 1)]
+    ys = [counts.get(index, 0) / bin_s for index in range(last + 1)]
+    return xs, ys
+
+
+def write_report(report: DemoReport, series: ResultSeries, folder: str | Path) -> tuple[Path, Path]:
+    """Write report.json and report.html into `folder`; return both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / REPORT_JSON
+    json_path.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    html_path = folder / REPORT_HTML
+    html_path.write_text(render_html(report, series), encoding="utf-8")
+    logger.info("wrote demo report %s and %s", json_path, html_path)
+    return json_path, html_path
+
+
+def _row(name: str, value: Any) -> str:
+    return f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
+
+
+def _format_percentiles(values: Mapping[str, float | None]) -> str:
+    known = [f"{key} {value:.1f}" for key, value in values.items() if value is not None]
+    return ", ".join(known) or "no data"
+
+
+def render_html(report: DemoReport, series: ResultSeries) -> str:
+    """Return the report page: summary table, charts, errors and per-part commands."""
+    xs, ys = throughput(series.t_wall)
+    label_counts = Counter(series.labels)
+    labels = sorted(label_counts)
+    rows = [
+        _row("result", "passed" if report.passed else "FAILED"),
+        _row("duration (s)", report.duration_s),
+        _row("broker", report.broker),
+        _row("source", report.source),
+        _row("edge model", report.edge_model),
+        _row("cloud model", report.cloud_model),
+        _row("telemetry database", report.database),
+        _row("frames processed", report.frames_processed),
+        _row("results stored in SQLite", report.results_stored),
+        _row("escalations sent / answered / error answers", f"{report.escalations_sent} / {report.escalations_answered} / {report.answer_errors}"),
+        _row("dead letters", report.dead_letters),
+        _row("capture-to-storage latency (ms)", _format_percentiles(report.latency_ms)),
+        _row("edge inference (ms)", _format_percentiles(report.inference_ms)),
+        _row("cloud round trip (ms)", _format_percentiles(report.cloud_rtt_ms)),
+    ]
+    rows.extend(_row(key, value) for key, value in sorted(report.extra.items()))
+    errors = "".join(f"<li>{escape(error)}</li>" for error in report.errors) or "<li>none</li>"
+    commands = "".join(f"<h3>{escape(c.part)}</h3><pre>{escape(c.command)}</pre>" for c in report.commands)
+    charts = [
+        histogram_svg(series.latency_ms, "Capture-to-storage latency per result", "latency (ms)"),
+        line_svg(xs, ys, "Throughput: results stored per second", "time since first result (s)", "results/s"),
+        bar_svg(labels, [label_counts[label] for label in labels], "Results per top class", "frames"),
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8"><title>edge-sdk demo report</title>',
+            "<style>body{font-family:sans-serif;margin:2em;max-width:1200px} th{text-align:left;padding-right:1em}"
+            " pre{background:#f4f4f4;padding:0.6em;white-space:pre-wrap} svg{margin:0.5em;border:1px solid #ddd}</style>",
+            "</head><body>",
+            f"<h1>edge-sdk demo report ({escape(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.started_at)))})</h1>",
+            "<table>" + "".join(rows) + "</table>",
+            "<h2>Charts</h2>",
+            "".join(charts),
+            "<h2>Errors</h2><ul>" + errors + "</ul>",
+            "<h2>Run each part on its own</h2>",
+            commands,
+            "</body></html>",
+        ]
+    )
