@@ -193,8 +193,12 @@ class SerialLink:
             raise LinkClosedError(f"link {self.name} ({self.settings.url}) is not open")
         data = port.read(max(1, port.in_waiting))
         if data:
-            for frame in self.framer.feed(data):
-                self._dispatch(frame)
+            self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        """Frame and dispatch received bytes; never raises for malformed input, which is counted instead."""
+        for frame in self.framer.feed(data):
+            self._dispatch(frame)
 
     def _dispatch(self, frame: bytes) -> None:
         try:

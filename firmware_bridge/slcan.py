@@ -48,6 +48,8 @@ _FRAME_KINDS: dict[int, tuple[int, bool, bool]] = {
     ord("r"): (3, False, True),
     ord("R"): (8, True, True),
 }
+# Answers that may arrive after their command timed out: OK, transmit OK, error.
+_LATE_ANSWERS = frozenset({b"", b"z", b"Z", BEL})
 _HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 
 
@@ -236,8 +238,10 @@ class SlcanLink(SerialLink):
             return
         if self._awaiting_response:
             self._responses.put(frame)
+        elif frame in _LATE_ANSWERS:
+            logger.debug("link %s: answer %r arrived after its command timed out; ignored", self.name, frame)
         else:
-            logger.debug("link %s: unsolicited answer %r ignored", self.name, frame)
+            raise SlcanError(f"line {frame[:32]!r} is neither a frame nor an answer to a pending command")
 
 
 _now = time.monotonic
