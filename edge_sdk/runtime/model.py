@@ -162,6 +162,10 @@ class Model:
         return self._require_handle().model_info
 
     @property
+    def num_threads(self) -> int | None:
+        return self._require_handle().num_threads
+
+    @property
     def interpreter(self) -> Any:
         """The backend interpreter, for benchmarks and tools; do not use it while `predict()` runs in another thread."""
         return self._require_handle().interpreter

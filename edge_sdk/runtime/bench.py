@@ -1,0 +1,121 @@
+"""Measure `Model.predict()` against a bare interpreter `invoke()` on the same frames, in one run.
+
+Each round runs the bare path (the already preprocessed input tensor is set
+and invoked, as a hand-written loop would do at best) and then `predict()` on
+the frame the tensor came from, so both see the same load on the machine.
+The overhead is the median of `predict()` minus the median of the bare path,
+relative to the bare path.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.runtime.model import Model
+from edge_sdk.runtime.preprocess import preprocess
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TimingStats:
+    """Summary of a list of durations, in milliseconds."""
+
+    median_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, durations_ms: Sequence[float]) -> TimingStats:
+        values = np.asarray(durations_ms, dtype=np.float64)
+        return cls(
+            median_ms=float(np.median(values)),
+            p99_ms=float(np.percentile(values, 99)),
+            mean_ms=float(values.mean()),
+            min_ms=float(values.min()),
+            max_ms=float(values.max()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BenchReport:
+    """What `run_benchmark` measured; `to_dict()` is the JSON that `edge-sdk bench --json` prints."""
+
+    model: str
+    backend: str
+    num_threads: int | None
+    input: dict[str, Any]
+    frame_size: tuple[int, int]
+    rounds: int
+    warmup: int
+    fast_path: bool
+    bare_invoke: TimingStats
+    predict: TimingStats
+    predict_stages: dict[str, float]
+    overhead_ms: float
+    overhead_percent: float
+    machine: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["frame_size"] = list(self.frame_size)
+        return data
+
+
+def run_benchmark(model: Model, frames: Sequence[np.ndarray], *, rounds: int = 200, warmup: int = 20) -> BenchReport:
+    """Time bare invoke and `predict()` alternately for `rounds` rounds after `warmup` untimed ones."""
+    if not frames:
+        raise ValueError("no frames to benchmark: give at least one image")
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds={rounds}, warmup={warmup}: rounds must be positive and warmup not negative")
+    interpreter = model.interpreter
+    tensors = [preprocess(frame, model.input_spec)[0] for frame in frames]
+    bare_ms: list[float] = []
+    predict_ms: list[float] = []
+    stages = {"preprocess": [], "invoke": [], "postprocess": []}
+
+    for round_index in range(warmup + rounds):
+        position = round_index % len(frames)
+        start = time.perf_counter()
+        interpreter.set_tensor(model.input_index, tensors[position])
+        interpreter.invoke()
+        middle = time.perf_counter()
+        result = model.predict(frames[position])
+        end = time.perf_counter()
+        if round_index < warmup:
+            continue
+        bare_ms.append((middle - start) * 1e3)
+        predict_ms.append((end - middle) * 1e3)
+        stages["preprocess"].append(result.preprocess_ms)
+        stages["invoke"].append(result.invoke_ms)
+        stages["postprocess"].append(result.postprocess_ms)
+
+    bare = TimingStats.of(bare_ms)
+    predicted = TimingStats.of(predict_ms)
+    overhead = predicted.median_ms - bare.median_ms
+    spec = model.input_spec
+    return BenchReport(
+        model=str(model.model_path),
+        backend=model.backend,
+        num_threads=model.num_threads,
+        input={"shape": list(spec.shape), "dtype": spec.dtype, "resize": spec.resize, "color_order": spec.color_order},
+        frame_size=(int(frames[0].shape[1]), int(frames[0].shape[0])),
+        rounds=rounds,
+        warmup=warmup,
+        fast_path=model.feeds_pixels_directly,
+        bare_invoke=bare,
+        predict=predicted,
+        predict_stages={name: float(np.median(values)) for name, values in stages.items()},
+        overhead_ms=overhead,
+        overhead_percent=100.0 * overhead / bare.median_ms if bare.median_ms > 0 else float("nan"),
+        machine={"platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version()},
+    )
