@@ -190,13 +190,17 @@ class UplinkSection:
     bytes_per_day: int = setting(2_000_000_000, "Daily uplink budget for escalated frames (UTC day).", unit="bytes", minimum=1)
 
 
+ALERT_KINDS = ("generic", "stop_sign", "speed_limit", "pedestrian", "vehicle_ahead", "lane_departure")
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
 @dataclass(frozen=True, slots=True)
 class AlertSection:
-    label: str = setting(description="Label that triggers the alert when its 'new' event is sent.")
-    min_score: float = setting(0.5, "Least score of the detection.", minimum=0.0, maximum=1.0)
-    kind: str = setting("warning", "Alert kind sent to the MCU.")
-    severity: int = setting(1, "Alert severity sent to the MCU.", minimum=0, maximum=255)
-    text_id: int = setting(0, "Id of the text the MCU shows.", minimum=0, maximum=65535)
+    label: str = setting(description="Label whose 'new' event triggers the alert.")
+    min_score: float = setting(0.5, "Least score the object reached.", minimum=0.0, maximum=1.0)
+    kind: str = setting("generic", "Alert kind sent to the MCU.", choices=ALERT_KINDS)
+    severity: str = setting("warning", "Alert severity sent to the MCU.", choices=ALERT_SEVERITIES)
+    text_id: int = setting(0, "Id of the text the MCU shows, from the MCU's message table.", minimum=0, maximum=65535)
     cooldown_s: float = setting(10.0, "Least time between two alerts for this label.", unit="s", minimum=0.0)
 
 
@@ -227,6 +231,8 @@ class DaemonConfig:
             if source.id in seen:
                 raise DaemonConfigError(f"sources[{index}].id = {source.id!r} is invalid: source ids must be unique", key=f"sources[{index}].id", value=source.id)
             seen.add(source.id)
+        if self.alerts and self.vehicle is None:
+            raise DaemonConfigError("alerts are configured but [vehicle] is not: alerts go to the MCU link, so add [vehicle.mcu]", key="alerts", value=len(self.alerts))
             if source.model not in self.models:
                 raise DaemonConfigError(
                     f"sources[{index}].model = {source.model!r} is invalid: no such entry in [models] (known: {', '.join(self.models) or 'none'})",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from edge_sdk.daemon.alerts import AlertDispatcher
 from edge_sdk.daemon.config import AlertSection, DaemonConfig
 from edge_sdk.daemon.escalation import CloudAnswer, EscalationPolicy, Escalator
 from edge_sdk.daemon.pipeline import PipelineMetrics, Processed, SourceFinished
@@ -43,7 +44,7 @@ class VehicleHooks:
     """Optional links to the vehicle: latest state for payloads, alerts to the MCU."""
 
     snapshot: Callable[[], dict[str, Any]] | None = None
-    send_alert: Callable[[str, int, int], None] | None = None
+    send_alert: Callable[[str, str, int], None] | None = None
 
 
 class ResultPublisher:
@@ -75,6 +76,7 @@ class ResultPublisher:
         self._next_summary = time.monotonic() + config.publish.summary_interval_s
         self._alert_last: dict[str, float] = {}
         self._finished: set[str] = set()
+        self._alerts = AlertDispatcher(self.vehicle.send_alert, metrics.counters) if self.vehicle.send_alert and config.alerts else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
@@ -92,6 +94,8 @@ class ResultPublisher:
         if not drained:
             logger.warning("publisher: %d results still queued at shutdown were not published", self.items.qsize())
         self._finish_all()
+        if self._alerts is not None:
+            self._alerts.close()
         return drained
 
     # -- thread ---------------------------------------------------------
@@ -214,17 +218,12 @@ class ResultPublisher:
                 self._maybe_alert(event)
 
     def _maybe_alert(self, event: ObjectEvent) -> None:
-        if self.vehicle.send_alert is None:
+        if self._alerts is None:
             return
         for rule in self.config.alerts:
             if self._alert_matches(rule, event):
                 self._alert_last[rule.label] = time.monotonic()
-                try:
-                    self.vehicle.send_alert(rule.kind, rule.severity, rule.text_id)
-                    self.metrics.counters.add("alerts_sent")
-                except Exception as exc:  # noqa: BLE001 - a failed alert must not stop publishing
-                    self.metrics.counters.add("alert_errors")
-                    logger.error("publisher: alert %s for object %d (%s) failed: %s", rule.kind, event.object_id, event.label, exc)
+                self._alerts.submit(rule.kind, rule.severity, rule.text_id, f"object {event.object_id} ({event.label}) of source {event.source_id}")
 
     def _alert_matches(self, rule: AlertSection, event: ObjectEvent) -> bool:
         if rule.label != event.label or event.max_score < rule.min_score:

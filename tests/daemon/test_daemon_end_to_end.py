@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from edge_sdk.daemon.config import load_config
 from edge_sdk.daemon.service import Daemon
+from tests.conftest import REPO_ROOT
 from tests.daemon.support import Collector, write_config
 
 CLIP_FRAMES = 221
@@ -94,3 +96,49 @@ def test_daemon_stops_on_request(tmp_path: Path, data_dir: Path, mosquitto, coll
     assert not thread.is_alive()
     assert result == [0]
     assert collector.wait_for(lambda c: any(m["body"].get("state") == "offline" for m in c.of_kind("status")), 10)
+
+
+@pytest.fixture
+def vehicle_sim_module():
+    spec = importlib.util.spec_from_file_location("vehicle_sim_for_daemon", REPO_ROOT / "tools" / "vehicle_sim.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_daemon_attaches_vehicle_state_and_alerts(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector, vehicle_sim_module) -> None:
+    sim = vehicle_sim_module.VehicleSim(nmea_log=data_dir / "nmea" / "haicom-305N.log", mcu=True, nmea_interval_s=0.01, repeat_nmea=True)
+    paths = sim.paths()
+    extra = f"""
+[vehicle.gps]
+url = "{paths['gps']}"
+
+[vehicle.mcu]
+url = "{paths['mcu']}"
+
+[[alerts]]
+label = "car"
+min_score = 0.5
+kind = "vehicle_ahead"
+severity = "warning"
+text_id = 7
+cooldown_s = 60
+"""
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", extra=extra)
+    with sim:
+        _, exit_code = run_daemon(config)
+        alerts = list(sim.workers["mcu"].alerts)
+    assert exit_code == 0
+    assert collector.wait_for(lambda c: len(c.frames()) >= CLIP_FRAMES, 30)
+
+    vehicle = [m["body"].get("vehicle") for m in collector.frames()]
+    with_fix = [v for v in vehicle if v and v.get("gps") and v["gps"].get("latitude") is not None]
+    assert with_fix, "no result carried a GPS position"
+    assert all(v["gps"]["age_s"] >= 0 for v in with_fix)
+    events = [m["body"] for m in collector.of_kind("events")]
+    assert all("vehicle" in e for e in events)
+    assert len(alerts) == 1, f"one alert expected within the 60 s cooldown, got {alerts}"
+    assert alerts[0].kind.name == "VEHICLE_AHEAD"
+    assert alerts[0].text_id == 7
+    health = [m["body"] for m in collector.of_kind("status") if "vehicle_links" in m["body"]]
+    assert health and set(health[-1]["vehicle_links"]) == {"gps", "mcu"}
