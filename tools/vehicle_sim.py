@@ -193,6 +193,10 @@ class SlcanAdapterSim(_Worker):
             return CR
         if command == "V":
             return b"V1013" + CR
+        if command[:1] in ("t", "r"):
+            return b"z" + CR
+        if command[:1] in ("T", "R"):
+            return b"Z" + CR
         return BEL
 
 

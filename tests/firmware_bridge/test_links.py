@@ -1,0 +1,201 @@
+"""SLCAN codec and commands, MCU ACK/retry, VehicleLinks over the simulator, link loss and reopen."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import can
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_bridge.candump import parse_candump_line
+from firmware_bridge.errors import (BridgeConfigError, McuAckTimeoutError, McuFrameError, SlcanCommandError, SlcanError)
+from firmware_bridge.link import LinkSettings, LinkState
+from firmware_bridge.mcu_protocol import Gear, VehicleState, decode_frame, decode_payload
+from firmware_bridge.slcan import SlcanLink, SlcanSettings, decode_frame as decode_slcan, encode_frame as encode_slcan
+from firmware_bridge.vehicle import VehicleLinks
+
+
+def _wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_slcan_extended_flag_is_explicit() -> None:
+    frame = decode_slcan(b"T000000251AB")
+    assert frame.message.is_extended_id is True
+    assert frame.message.arbitration_id == 0x25
+    assert encode_slcan(frame.message) == b"T000000251AB\r"
+
+
+def test_slcan_remote_frame_keeps_dlc() -> None:
+    frame = decode_slcan(b"r7FF6")
+    assert frame.message.is_remote_frame is True
+    assert frame.message.dlc == 6
+    assert encode_slcan(frame.message) == b"r7FF6\r"
+
+
+def test_slcan_timestamp_is_optional() -> None:
+    assert decode_slcan(b"t1232AABBEA5F").adapter_time_ms == 59999
+    assert decode_slcan(b"t1232AABB").adapter_time_ms is None
+    with pytest.raises(SlcanError, match="wrap"):
+        decode_slcan(b"t1232AABBEA60")
+
+
+@pytest.mark.parametrize("line", [b"t8001", b"t12390011223344556677", b"t1232AAB", b"x1230", b"T2000000000", b"t12G0"])
+def test_slcan_rejects_malformed_lines(line: bytes) -> None:
+    with pytest.raises(SlcanError):
+        decode_slcan(line)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40))
+def test_slcan_decoder_raises_only_slcan_error(line: bytes) -> None:
+    try:
+        decode_slcan(line)
+    except SlcanError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_candump_parser_raises_only_slcan_error(line: str) -> None:
+    try:
+        parse_candump_line(line)
+    except SlcanError:
+        pass
+
+
+def test_candump_remote_and_extended_lines() -> None:
+    record = parse_candump_line("(1.000001) can1 1ABCDEF0#R3")
+    assert record.message.is_remote_frame and record.message.dlc == 3 and record.message.is_extended_id
+    with pytest.raises(SlcanError, match="CAN FD"):
+        parse_candump_line("(1.0) can0 123##1AABB")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=60))
+def test_mcu_decoder_raises_only_frame_error(block: bytes) -> None:
+    try:
+        decode_payload(decode_frame(block))
+    except McuFrameError:
+        pass
+
+
+def test_slcan_bel_answer_raises_command_error(vehicle_sim, tmp_path: Path) -> None:
+    device = vehicle_sim.PtyDevice("can", tmp_path)
+    adapter = vehicle_sim.SlcanAdapterSim(device, [])
+    link = SlcanLink("can", LinkSettings(device.path), SlcanSettings(listen_only=False))
+    try:
+        adapter.start()
+        link.start()
+        assert link.channel_open.wait(10)
+        assert link.command("V") == b"V1013"
+        with pytest.raises(SlcanCommandError, match="BEL"):
+            link.command("S9")
+        link.send(can.Message(arbitration_id=0x123, is_extended_id=False, data=b"\x01"))
+    finally:
+        link.stop()
+        adapter.stop_event.set()
+        device.close()
+        adapter.stop()
+    assert "t1231" + "01" in adapter.commands
+
+
+def _vehicle_state() -> VehicleState:
+    return VehicleState(50.0, -12.5, Gear.DRIVE, 0)
+
+
+def test_vehicle_links_snapshot_and_alert(data_dir: Path, vehicle_sim, tmp_path: Path) -> None:
+    sim = vehicle_sim.VehicleSim(nmea_log=data_dir / "nmea" / "bu353s4.log", mcu=True, link_dir=tmp_path, mcu_state=_vehicle_state)
+    links = VehicleLinks.from_config({"gps": {"url": sim.paths()["gps"]}, "mcu": {"url": sim.paths()["mcu"], "heartbeat_interval_s": 0.05}})
+    try:
+        links.start()
+        assert links.gps.wait_open(10) and links.mcu.wait_open(10)
+        sim.start()
+        assert _wait_for(lambda: (links.snapshot()["gps"] or {}).get("has_fix") and links.snapshot()["mcu"] is not None)
+        links.send_alert("stop_sign", "warning", 17)
+        assert sim.workers["mcu"].alert_received.wait(5)
+        assert _wait_for(lambda: sim.workers["mcu"].heartbeats_received > 0)
+        snapshot = links.snapshot()
+        status = links.status()
+    finally:
+        links.stop()
+        sim.stop()
+    assert snapshot["gps"]["latitude"] == pytest.approx(-37.78, abs=0.01)
+    assert snapshot["gps"]["age_s"] >= 0
+    assert snapshot["mcu"]["speed_kmh"] == 50.0
+    assert snapshot["speed"]["source"] == "mcu"
+    assert sim.workers["mcu"].alerts[0].text_id == 17
+    assert status["gps"]["state"] == "open"
+    assert status["gps"]["checksum_errors"] == 0
+
+
+def test_mcu_alert_retries_then_times_out(vehicle_sim, tmp_path: Path) -> None:
+    device = vehicle_sim.PtyDevice("mcu", tmp_path)
+    mcu = vehicle_sim.McuSim(device, drop_acks=2)
+    links = VehicleLinks.from_config({"mcu": {"url": device.path, "ack_timeout_s": 0.1, "retries": 3, "heartbeat_interval_s": 0}})
+    try:
+        mcu.start()
+        links.start()
+        assert links.mcu.wait_open(10)
+        links.send_alert("pedestrian", "critical", 3)
+        assert links.mcu.mcu_counters.retries == 2
+        assert len(mcu.alerts) == 1
+        mcu.drop_acks = 10
+        with pytest.raises(McuAckTimeoutError, match="did not acknowledge"):
+            links.send_alert(1, 0, 4)
+    finally:
+        links.stop()
+        mcu.stop_event.set()
+        device.close()
+        mcu.stop()
+
+
+def test_link_lost_and_reopened(data_dir: Path, vehicle_sim, tmp_path: Path) -> None:
+    device = vehicle_sim.PtyDevice("gps", tmp_path)
+    links = VehicleLinks.from_config({"gps": {"url": device.path, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2}})
+    try:
+        links.start()
+        assert links.gps.wait_open(10)
+        device.unplug()
+        assert _wait_for(lambda: links.status()["gps"]["state"] == LinkState.LOST.value)
+        device.replug()
+        assert _wait_for(lambda: links.status()["gps"]["opens"] == 2)
+        feeder = vehicle_sim.NmeaFeeder(device, data_dir / "nmea" / "bu353s4.log")
+        feeder.start()
+        assert _wait_for(lambda: (links.snapshot()["gps"] or {}).get("has_fix"))
+        feeder.stop()
+        status = links.status()["gps"]
+    finally:
+        links.stop()
+        device.close()
+    assert status["losses"] == 1
+    assert status["state"] == "open"
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"gps": {}}, "url is missing"),
+        ({"gps": {"url": "loop://", "baud": 9600}}, "unknown key"),
+        ({"radar": {}}, "unknown section"),
+        ({"can": {"url": "loop://", "bitrate": 123}}, "standard rate"),
+        ({"can": {"url": "loop://", "signals": {"x": "A.B"}}}, "dbc is missing"),
+    ],
+)
+def test_vehicle_config_errors_name_the_key(config: dict, message: str) -> None:
+    with pytest.raises(BridgeConfigError, match=message):
+        VehicleLinks.from_config(config)
+
+
+def test_send_alert_rejects_unknown_kind() -> None:
+    links = VehicleLinks.from_config({"mcu": {"url": "loop://"}})
+    with pytest.raises(BridgeConfigError, match="alert kind 'unicorn' is unknown"):
+        links.send_alert("unicorn", "info", 1)
