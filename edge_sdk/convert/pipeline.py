@@ -1,0 +1,373 @@
+"""`convert()`: source model in, checked and measured candidates, one model package out.
+
+Steps: load the source; read calibration and validation sets through the
+runtime's preprocessing; convert each candidate mode; check its graph; load
+it in the runtime, invoke it on a real sample and compare with the source;
+measure accuracy and median invoke time; apply the accuracy gate; pick the
+mode (`auto`: the fastest candidate inside the gate); for coral, analyze Edge
+TPU placement and run `edgetpu_compiler` when installed; write the package.
+A candidate that fails a check or the gate is never written as a package.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.convert import compiler as edgetpu_compiler
+from edge_sdk.convert.calibration import DEFAULT_SAMPLES, CalibrationSet, load_calibration
+from edge_sdk.convert.checks import check_graph
+from edge_sdk.convert.edgetpu import analyze_edgetpu
+from edge_sdk.convert.errors import AccuracyGateError, CalibrationError, ConvertError, ModelCheckError, SourceModelError
+from edge_sdk.convert.evaluate import TfliteRunner, compare, run_all
+from edge_sdk.convert.graph import read_graph
+from edge_sdk.convert.quantize import MODES, TARGET_DEFAULT_MODE, convert_candidate, io_dtype
+from edge_sdk.convert.report import CandidateResult, ConversionReport
+from edge_sdk.convert.source import SourceModel, load_source_model
+from edge_sdk.convert.validation import ValidationSet, load_validation
+from edge_sdk.package.manifest import TARGETS, TASKS, InputSpec, Manifest
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ACCURACY_DROP = 1.0
+# Without a labelled set, agreement is measured on at most this many calibration frames.
+MAX_AGREEMENT_FRAMES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertOptions:
+    """What to convert, for which target, and how to judge the result.
+
+    `quantize` None takes the target's default (cpu: auto, jetson: fp16,
+    coral: int8). `mean`, `std`, `color_order` and `resize` describe the
+    preprocessing the model was trained with. They are recorded in the
+    manifest and used for calibration.
+    """
+
+    model: Any
+    output: Path
+    target: str = "cpu"
+    quantize: str | None = None
+    calibration: Path | None = None
+    samples: int = DEFAULT_SAMPLES
+    validation: Path | None = None
+    labels: Path | None = None
+    name: str | None = None
+    version: str = "1"
+    task: str = "classification"
+    color_order: str = "RGB"
+    resize: str = "stretch"
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+    report_path: Path | None = None
+    num_threads: int | None = None
+    run_compiler: bool = True
+    progress: bool = False
+
+
+def candidate_modes(target: str, quantize: str | None, has_calibration: bool) -> list[str]:
+    """Return the modes to convert for `target` when the user asked for `quantize`."""
+    if target not in TARGETS:
+        raise ConvertError(f"target {target!r} is unknown: expected one of {', '.join(TARGETS)}")
+    mode = quantize or TARGET_DEFAULT_MODE[target]
+    if mode != "auto" and mode not in MODES:
+        raise ConvertError(f"quantization {mode!r} is unknown: expected auto or one of {', '.join(MODES)}")
+    if target == "coral" and mode not in ("int8", "auto"):
+        raise ConvertError(f"--quantize {mode} cannot run on coral: the Edge TPU runs only full int8 models; use --quantize int8")
+    if mode == "auto":
+        if target == "coral":
+            return ["int8"]
+        return list(MODES) if has_calibration else [m for m in MODES if m != "int8"]
+    return [mode]
+
+
+def convert(options: ConvertOptions) -> ConversionReport:
+    """Convert, check, measure and package a model; see the module docstring for the steps.
+
+    Returns the report of a written package. Raises AccuracyGateError (with
+    `.report`) when no candidate passed, after writing the report file, and a
+    ConvertError subclass for bad inputs.
+    """
+    if options.task not in TASKS:
+        raise ConvertError(f"task {options.task!r} is unknown: expected one of {', '.join(TASKS)}")
+    modes = candidate_modes(options.target, options.quantize, options.calibration is not None)
+    if "int8" in modes and options.calibration is None:
+        raise ConvertError(f"--quantize int8 for {options.target} needs --calibration: a folder of real frames, a video or a .npy array")
+
+    with load_source_model(options.model) as source:
+        report = ConversionReport(
+            model=str(options.model) if isinstance(options.model, (str, Path)) else source.name,
+            target=options.target,
+            requested_mode=options.quantize or TARGET_DEFAULT_MODE[options.target],
+            max_accuracy_drop=options.max_accuracy_drop,
+            batch_pinned=source.batch_was_dynamic,
+        )
+        if source.batch_was_dynamic:
+            report.warnings.append(f"the source model has a dynamic batch dimension; it was pinned to 1 for {options.target}")
+        return _convert_loaded(source, options, modes, report)
+
+
+def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[str], report: ConversionReport) -> ConversionReport:
+    spec = _float_input_spec(source, options)
+    labels = _read_labels(options.labels, options.model)
+    calibration = None
+    if options.calibration is not None:
+        calibration = load_calibration(options.calibration, spec, options.samples, progress=options.progress)
+        report.calibration = {"source": calibration.source, "kind": calibration.kind, "samples": len(calibration)}
+    inputs, targets = _evaluation_inputs(source, options, spec, labels, calibration, report)
+    source_outputs = _predict_in_batches(source, inputs)
+    timing_frames = calibration.samples if calibration is not None else inputs
+
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-convert-") as temp:
+        built: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        for mode in modes:
+            result, model_bytes, input_detail = _build_candidate(
+                source, mode, options, calibration, inputs, targets, source_outputs, timing_frames, Path(temp)
+            )
+            report.candidates.append(result)
+            if model_bytes is not None:
+                built[mode] = (model_bytes, input_detail)
+
+    chosen = _choose(report, modes)
+    if chosen is None:
+        return _fail_gate(report, options, modes)
+    report.chosen_mode = chosen
+    model_bytes, input_detail = built[chosen]
+    compiled = False
+    if options.target == "coral":
+        model_bytes, compiled = _coral_steps(model_bytes, options, report)
+    _write_package(options, report, source, spec, labels, model_bytes, input_detail, chosen, compiled)
+    return report
+
+
+def _build_candidate(
+    source: SourceModel,
+    mode: str,
+    options: ConvertOptions,
+    calibration: CalibrationSet | None,
+    inputs: np.ndarray,
+    targets: np.ndarray | None,
+    source_outputs: list[np.ndarray],
+    timing_frames: np.ndarray,
+    temp: Path,
+) -> tuple[CandidateResult, bytes | None, dict[str, Any]]:
+    """Convert, check and measure one mode. Errors of a single mode end up in its result when several are tried."""
+    single = len(candidate_modes(options.target, options.quantize, calibration is not None)) == 1
+    try:
+        candidate = convert_candidate(source, mode, options.target, None if calibration is None else calibration.samples)
+        graph = read_graph(candidate.model_bytes)
+        check_graph(graph, mode, options.target, source.name)
+        path = temp / f"{mode}.tflite"
+        path.write_bytes(candidate.model_bytes)
+        runner = TfliteRunner(path, num_threads=options.num_threads)
+        sample_check = _sample_check(runner, source, inputs[0])
+        outputs = run_all(runner, inputs, progress=options.progress, desc=f"evaluate {mode}")
+        evaluation = compare(source_outputs, outputs, targets)
+        invoke_ms = runner.time_invoke(timing_frames)
+    except ConvertError as exc:
+        if single:
+            raise
+        logger.warning("candidate %s failed: %s", mode, exc)
+        return CandidateResult(mode=mode, error=str(exc)), None, {}
+
+    passed = evaluation.accuracy_drop_points <= options.max_accuracy_drop and not evaluation.constant_outputs
+    result = CandidateResult(
+        mode=mode,
+        strategy=candidate.strategy,
+        size_bytes=len(candidate.model_bytes),
+        input_dtype=graph.inputs[0].dtype,
+        output_dtype=graph.outputs[0].dtype,
+        median_invoke_ms=round(invoke_ms, 4),
+        evaluation=evaluation,
+        sample_check=sample_check,
+        weight_dtypes=dict(graph.constant_dtypes),
+        op_counts=graph.op_counts(),
+        passed_gate=passed,
+    )
+    logger.info("candidate %s: drop %.2f points, %.3f ms, %d bytes", mode, evaluation.accuracy_drop_points, invoke_ms, len(candidate.model_bytes))
+    return result, candidate.model_bytes, dict(runner.input_details)
+
+
+def _sample_check(runner: TfliteRunner, source: SourceModel, sample: np.ndarray) -> dict[str, Any]:
+    """Invoke once on a real sample and compare with the source model's output on it."""
+    converted = runner.run(sample)
+    reference = source.predict(sample[np.newaxis])
+    if not all(np.isfinite(output).all() for output in converted):
+        raise ModelCheckError(f"{source.name} produced NaN or infinite outputs on a real sample after conversion; no package was written")
+    top1_source = int(np.argmax(reference[0]))
+    top1_converted = int(np.argmax(converted[0]))
+    return {
+        "backend": runner.backend,
+        "top1_source": top1_source,
+        "top1_converted": top1_converted,
+        "max_abs_diff": float(np.max(np.abs(reference[0].reshape(converted[0].shape) - converted[0]))),
+    }
+
+
+def _choose(report: ConversionReport, modes: list[str]) -> str | None:
+    passing = [c for c in report.candidates if c.passed_gate and c.median_invoke_ms is not None]
+    if not passing:
+        return None
+    if len(modes) == 1:
+        return passing[0].mode
+    return min(passing, key=lambda c: c.median_invoke_ms).mode
+
+
+def _fail_gate(report: ConversionReport, options: ConvertOptions, modes: list[str]) -> ConversionReport:
+    details = []
+    for candidate in report.candidates:
+        if candidate.evaluation is not None:
+            reason = f"{candidate.mode} lost {candidate.evaluation.accuracy_drop_points:.2f} points"
+            if candidate.evaluation.constant_outputs:
+                reason += f" and output(s) {list(candidate.evaluation.constant_outputs)} collapsed to a constant"
+            details.append(reason)
+        else:
+            details.append(f"{candidate.mode} failed: {candidate.error}")
+    report.error = (
+        f"no candidate of {', '.join(modes)} stayed within the {options.max_accuracy_drop} point accuracy gate "
+        f"({'; '.join(details)}). Check that the calibration set holds real, varied frames preprocessed like the "
+        "training data, or raise --max-accuracy-drop"
+    )
+    path = _report_path(options)
+    report.write(path)
+    raise AccuracyGateError(f"{report.error}; report written to {path}", report)
+
+
+def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: ConversionReport) -> tuple[bytes, bool]:
+    analysis = analyze_edgetpu(read_graph(model_bytes))
+    report.edgetpu = analysis.to_dict()
+    if analysis.cpu_ops:
+        report.warnings.append(
+            f"{len(analysis.cpu_ops)} op(s) would run on the CPU, starting at op {analysis.cut_at} "
+            f"({analysis.cpu_ops[0].op}: {analysis.cpu_ops[0].reason})"
+        )
+    compiler_path = edgetpu_compiler.find_compiler() if options.run_compiler else None
+    if compiler_path is None:
+        report.compiler = {"compiled": False, "hint": edgetpu_compiler.INSTALL_HINT}
+        return model_bytes, False
+    result = edgetpu_compiler.compile_for_edgetpu(model_bytes, compiler_path)
+    report.compiler = {"compiled": True, **result.log.to_dict()}
+    return result.model_bytes, True
+
+
+def _write_package(
+    options: ConvertOptions,
+    report: ConversionReport,
+    source: SourceModel,
+    spec: InputSpec,
+    labels: list[str] | None,
+    model_bytes: bytes,
+    input_detail: dict[str, Any],
+    mode: str,
+    compiled: bool,
+) -> None:
+    from edge_sdk.package.archive import write_package
+
+    dtype = io_dtype(mode, options.target)
+    scale = zero_point = None
+    if dtype in ("uint8", "int8"):
+        scale, zero_point = float(input_detail["quantization"][0]), int(input_detail["quantization"][1])
+    manifest = Manifest(
+        name=options.name or source.name,
+        version=options.version,
+        task=options.task,
+        input=replace(spec, dtype=dtype, scale=scale, zero_point=zero_point),
+        labels_file="labels.txt" if labels is not None else None,
+        target=options.target,
+        quantization=mode,
+        edgetpu_compiled=compiled,
+        extra={"conversion": _manifest_summary(report, mode)},
+    )
+    write_package(options.output, manifest, model_bytes, labels)
+    report.package = str(options.output)
+    report.write(_report_path(options))
+
+
+def _manifest_summary(report: ConversionReport, mode: str) -> dict[str, Any]:
+    candidate = report.candidate(mode)
+    summary: dict[str, Any] = {"source": report.model, "calibration": report.calibration, "evaluation_set": report.evaluation_set}
+    if candidate is not None and candidate.evaluation is not None:
+        evaluation = candidate.evaluation
+        summary.update(
+            float_top1=evaluation.float_top1,
+            quantized_top1=evaluation.quantized_top1,
+            top1_agreement=evaluation.top1_agreement,
+            median_invoke_ms=candidate.median_invoke_ms,
+        )
+    return summary
+
+
+def _report_path(options: ConvertOptions) -> Path:
+    if options.report_path is not None:
+        return Path(options.report_path)
+    output = Path(options.output)
+    return output.parent / f"{output.name}.report.json"
+
+
+def _float_input_spec(source: SourceModel, options: ConvertOptions) -> InputSpec:
+    height, width, channels = source.input_shape
+    spec = InputSpec(
+        shape=(1, height, width, channels),
+        dtype="float32",
+        color_order=options.color_order if channels == 3 else "GRAY",
+        resize=options.resize,
+        mean=tuple(float(m) for m in options.mean),
+        std=tuple(float(s) for s in options.std),
+    )
+    try:
+        spec.validate()
+    except ValueError as exc:
+        raise ConvertError(f"the preprocessing options are invalid for model {source.name}: {exc}") from exc
+    return spec
+
+
+def _read_labels(labels_path: Path | None, model: Any) -> list[str] | None:
+    """Read the labels file, or `labels.txt` beside a model file when none is given."""
+    if labels_path is None and isinstance(model, (str, Path)):
+        beside = Path(model).parent / "labels.txt" if Path(model).is_file() else Path(model) / "labels.txt"
+        labels_path = beside if beside.is_file() else None
+    if labels_path is None:
+        return None
+    path = Path(labels_path)
+    if not path.is_file():
+        raise ConvertError(f"labels file {path} not found: pass --labels with one class name per line")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _evaluation_inputs(
+    source: SourceModel,
+    options: ConvertOptions,
+    spec: InputSpec,
+    labels: list[str] | None,
+    calibration: CalibrationSet | None,
+    report: ConversionReport,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the inputs (and labels, when known) every candidate is evaluated on."""
+    if options.validation is not None:
+        num_classes = int(np.prod(source.predict(np.zeros((1, *source.input_shape), np.float32))[0].shape[1:]))
+        if labels is not None and len(labels) != num_classes:
+            raise SourceModelError(f"labels file has {len(labels)} labels but model {source.name} has {num_classes} outputs: pass the matching --labels")
+        validation: ValidationSet = load_validation(options.validation, spec, labels, num_classes, progress=options.progress)
+        report.evaluation_set, report.evaluation_kind = validation.source, "validation"
+        return validation.inputs, validation.labels
+    if calibration is None:
+        raise ConvertError("no frames to evaluate on: pass --validation (labelled images) or --calibration (real frames)")
+    if float(np.ptp(calibration.samples)) == 0.0:
+        raise CalibrationError(
+            f"calibration set {calibration.source} is one constant value and there is no --validation set to judge "
+            "the quantized model with: use real, varied frames or pass --validation"
+        )
+    report.evaluation_set, report.evaluation_kind = calibration.source, "calibration"
+    report.warnings.append("no --validation set: the gate uses top-1 disagreement with the float model on calibration frames")
+    return calibration.samples[:MAX_AGREEMENT_FRAMES], None
+
+
+def _predict_in_batches(source: SourceModel, inputs: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+    batches = [source.predict(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)]
+    return [np.concatenate([batch[index] for batch in batches]) for index in range(len(batches[0]))]
