@@ -61,8 +61,8 @@ __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttCo
 class InboundMessage:
     """A received message handed to a subscription handler.
 
-    With `MqttConfig.manual_ack` the handler (or whoever it hands the message
-    to) must call `ack()` once the message is safely processed; otherwise
+    With `MqttConfig.manual_ack` the handler, or the code it hands the message
+    to, must call `ack()` once the message is safely processed; otherwise
     paho acknowledges it when the handler returns and `ack()` does nothing.
     """
 
@@ -179,7 +179,6 @@ class MqttClient:
             manual_ack=cfg.manual_ack,
         )
         client.suppress_exceptions = True
-        client.enable_logger(logging.getLogger("paho.mqtt"))
         client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)  # type: ignore[arg-type]
         client.connect_timeout = cfg.connect_timeout
         client.max_inflight_messages_set(cfg.inflight_window)
@@ -493,9 +492,9 @@ class MqttClient:
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags, reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._counters.connect_failures += 1
-            self._counters.last_error = f"broker refused the connection: {reason_code}"
+            self._counters.last_error = f"broker rejected the connection: {reason_code}"
             self._failure_log.error(
-                "broker %s refused client %r: %s (attempt %d); retrying with backoff up to %.0f s",
+                "broker %s rejected the connection of client %r: %s (attempt %d); retrying with backoff up to %.0f s",
                 self.config.address, self.config.client_id, reason_code, self._counters.connect_failures, self.config.reconnect_max_delay,
             )
             return
@@ -585,8 +584,8 @@ class MqttClient:
         for topic_filter, reason_code in zip(filters, reason_codes):
             if reason_code.is_failure:
                 self._counters.subscribe_failures += 1
-                self._counters.last_error = f"subscription to {topic_filter} refused: {reason_code}"
-                logger.error("broker refused the subscription to %r: %s; check the broker's ACL for this client", topic_filter, reason_code)
+                self._counters.last_error = f"subscription to {topic_filter} rejected: {reason_code}"
+                logger.error("broker rejected the subscription to %r: %s; check the broker's ACL for this client", topic_filter, reason_code)
             else:
                 logger.debug("subscribed to %r with %s", topic_filter, reason_code)
 

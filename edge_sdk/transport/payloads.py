@@ -262,11 +262,11 @@ class ModelRef:
 
 @dataclass(frozen=True, slots=True)
 class EscalationRequest:
-    """A frame sent to the cloud for a heavier model's answer.
+    """A frame sent to the cloud so a heavier model processes it again.
 
     `capture_time` is Unix time in seconds; `edge_result` is the vehicle's
     result as a plain dict (`InferenceResult.to_dict()`); `reply_to` is the
-    topic the answer must go to.
+    topic the reply must go to.
     """
 
     frame_id: str
@@ -318,7 +318,7 @@ def parse_escalation_request(body: Mapping[str, Any]) -> EscalationRequest:
 
 @dataclass(frozen=True, slots=True)
 class EscalationReply:
-    """The cloud's answer to one `EscalationRequest`.
+    """The cloud's reply to one `EscalationRequest`.
 
     Exactly one of `result` (the heavier model's result dict) and `error`
     (a sentence saying why the request could not be answered) is set.

@@ -124,7 +124,7 @@ class Spool:
             if self.path != MEMORY:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
-                    logger.warning("spool %s: SQLite refused WAL mode (got %s); writes will be slower", self.path, mode)
+                    logger.warning("spool %s: SQLite did not switch to WAL mode (journal mode is %s), so writes are slower", self.path, mode)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.executescript(_SCHEMA)
             row = conn.execute("PRAGMA quick_check").fetchone()

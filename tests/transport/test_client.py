@@ -1,0 +1,186 @@
+"""MqttClient against a real Mosquitto broker: delivery, presence, subscriptions, priorities, failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_sdk.transport.client import Delivery, InboundMessage, MqttClient
+from edge_sdk.transport.config import MqttConfig
+from edge_sdk.transport.payloads import EnvelopeBuilder, parse_envelope
+from edge_sdk.transport.spool import Spool
+from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
+from tests.broker import free_port
+from tests.transport.helpers import FAST_RECONNECT, Collector
+
+PROTOCOLS = ["5", "3.1.1"]
+
+
+def _publisher(url: str, spool: Spool | None = None, **config: object) -> MqttClient:
+    topics = Topics("fleet", "car-1")
+    settings = {"client_id": "pub-car-1", "status_topic": topics.status, "sender_id": "car-1", **FAST_RECONNECT, **config}
+    return MqttClient(MqttConfig.from_url(url, **settings), spool)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_client_delivers_results_in_order(mosquitto, tmp_path: Path, protocol: str) -> None:
+    topics = Topics("fleet", "car-1")
+    builder = EnvelopeBuilder("car-1")
+    acks: list[Delivery] = []
+    with Collector(mosquitto.url, topics.results, protocol=protocol) as collector:
+        publisher = _publisher(mosquitto.url, Spool(tmp_path / "spool.db"), protocol=protocol)
+        publisher.on_ack = acks.append
+        with publisher:
+            for index in range(300):
+                publisher.publish(topics.results, builder.build(MessageKind.RESULTS, {"index": index}))
+            assert publisher.wait_drained(20)
+            assert collector.wait_for(lambda got: len(got) >= 300, 20)
+            stats = publisher.stats()
+        assert [e.body["index"] for e in collector.envelopes] == list(range(300))
+        assert stats["acked"] == 300
+        assert stats["spool_depth"] == 0
+        assert stats["ack_latency_ms"]["count"] == 300
+        assert len(acks) == 300
+        assert {a.kind for a in acks} == {"results"}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_client_presence_online_then_offline(mosquitto, protocol: str) -> None:
+    topics = Topics("fleet", "car-1")
+    with Collector(mosquitto.url, topics.status, protocol=protocol) as collector:
+        publisher = _publisher(mosquitto.url, protocol=protocol)
+        publisher.start()
+        assert collector.wait_for(lambda got: len(got) >= 1, 10)
+        assert publisher.stop(5)
+        assert collector.wait_for(lambda got: len(got) >= 2, 10)
+    states = [e.body["state"] for e in collector.envelopes]
+    assert states == ["online", "offline"]
+    assert all(e.kind is MessageKind.STATUS for e in collector.envelopes)
+    late = Collector(mosquitto.url, topics.status, client_id="late")
+    with late:
+        assert late.wait_for(lambda got: len(got) >= 1, 10)
+    assert late.raw[0].retain
+    assert late.envelopes[0].body["state"] == "offline"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_client_restores_subscription_after_broker_restart(mosquitto, protocol: str) -> None:
+    topics = Topics("fleet", "car-1")
+    with Collector(mosquitto.url, fleet_filter("fleet", MessageKind.EVENTS), protocol=protocol) as collector:
+        with _publisher(mosquitto.url, protocol=protocol) as publisher:
+            assert publisher.wait_connected(10)
+            publisher.publish(topics.events, EnvelopeBuilder("car-1").build(MessageKind.EVENTS, {"n": 1}))
+            assert collector.wait_for(lambda got: len(got) == 1, 10)
+            mosquitto.restart()
+            assert collector.client.wait_connected(15)
+            assert publisher.wait_connected(15)
+            assert collector.client.connected.wait(1)
+            publisher.publish(topics.events, EnvelopeBuilder("car-1").build(MessageKind.EVENTS, {"n": 2}))
+            assert collector.wait_for(lambda got: any(e.body["n"] == 2 for e in got), 15)
+        assert collector.client.stats()["connects"] == 2
+
+
+def test_client_sends_events_before_frames(mosquitto, tmp_path: Path) -> None:
+    topics = Topics("fleet", "car-1")
+    builder = EnvelopeBuilder("car-1")
+    publisher = _publisher(mosquitto.url, Spool(tmp_path / "spool.db"), inflight_window=1)
+    for index in range(20):
+        publisher.publish(topics.escalations, builder.build(MessageKind.ESCALATIONS, {"index": index}))
+        publisher.publish(topics.results, builder.build(MessageKind.RESULTS, {"index": index}))
+        if index % 5 == 0:
+            publisher.publish(topics.events, builder.build(MessageKind.EVENTS, {"index": index}))
+    with Collector(mosquitto.url, "fleet/car-1/+") as collector:
+        with publisher:
+            assert publisher.wait_drained(20)
+            assert collector.wait_for(lambda got: sum(e.kind is not MessageKind.STATUS for e in got) >= 44, 20)
+    kinds = [e.kind.value for e in collector.envelopes if e.kind is not MessageKind.STATUS]
+    assert kinds == ["events"] * 4 + ["results"] * 20 + ["escalations"] * 20
+    frames = [e.body["index"] for e in collector.envelopes if e.kind is MessageKind.ESCALATIONS]
+    assert frames == list(range(20))
+
+
+def test_client_counts_qos0_dropped_offline(tmp_path: Path) -> None:
+    client = MqttClient(MqttConfig(port=free_port(), client_id="offline", qos={"status": 0}))
+    assert client.publish("fleet/car-1/status", b"{}") is None
+    assert client.publish("fleet/car-1/results", b"{}") is not None
+    stats = client.stats()
+    assert stats["qos0_dropped"] == 1
+    assert stats["spool_depth"] == 1
+    client.stop(1)
+
+
+def test_client_reports_connect_failures() -> None:
+    client = MqttClient(MqttConfig(port=free_port(), client_id="nobody-home", **FAST_RECONNECT))
+    client.start()
+    assert not client.wait_connected(1.5)
+    stats = client.stats()
+    assert stats["connect_failures"] >= 2
+    assert "cannot reach broker" in stats["last_error"]
+    assert client.stop(5)
+
+
+def test_client_handler_error_keeps_loop_running(mosquitto) -> None:
+    received: list[InboundMessage] = []
+    done = threading.Event()
+
+    def handler(message: InboundMessage) -> None:
+        if message.payload == b"bad":
+            raise ValueError("handler bug")
+        received.append(message)
+        done.set()
+
+    subscriber = MqttClient(MqttConfig.from_url(mosquitto.url, client_id="sub"))
+    subscriber.subscribe("fleet/+/results", handler)
+    with subscriber, _publisher(mosquitto.url) as publisher:
+        assert subscriber.wait_connected(10)
+        publisher.publish("fleet/car-1/results", b"bad")
+        publisher.publish("fleet/car-1/results", b"good")
+        assert done.wait(10)
+        assert subscriber.stats()["handler_errors"] == 1
+    assert [m.payload for m in received] == [b"good"]
+
+
+def test_client_passes_mqtt5_properties(mosquitto) -> None:
+    from edge_sdk.transport.payloads import escalation_properties
+
+    got: list[InboundMessage] = []
+    done = threading.Event()
+    subscriber = MqttClient(MqttConfig.from_url(mosquitto.url, client_id="worker"))
+    subscriber.subscribe("$share/maas/fleet/+/escalations", lambda m: (got.append(m), done.set()))
+    with subscriber, _publisher(mosquitto.url) as publisher:
+        assert subscriber.wait_connected(10)
+        properties = escalation_properties("corr-1", "fleet/car-1/escalation_replies")
+        publisher.publish("fleet/car-1/escalations", json.dumps({"x": 1}), properties=properties)
+        assert done.wait(10)
+    assert got[0].properties.ResponseTopic == "fleet/car-1/escalation_replies"
+    assert got[0].properties.CorrelationData == b"corr-1"
+
+
+def test_client_manual_ack_redelivers_unacked(mosquitto) -> None:
+    topics = Topics("fleet", "car-1")
+    first_seen = threading.Event()
+    redelivered = threading.Event()
+    seen: list[InboundMessage] = []
+
+    def handler(message: InboundMessage) -> None:
+        seen.append(message)
+        (redelivered if first_seen.is_set() else first_seen).set()
+
+    settings = {"client_id": "ingest", "clean_start": False, "manual_ack": True, **FAST_RECONNECT}
+    subscriber = MqttClient(MqttConfig.from_url(mosquitto.url, **settings))
+    subscriber.subscribe(topics.results, handler)
+    with _publisher(mosquitto.url) as publisher:
+        subscriber.start()
+        assert subscriber.wait_connected(10)
+        publisher.publish(topics.results, b'{"unacked": true}')
+        assert first_seen.wait(10)
+        subscriber.stop(5)
+        second = MqttClient(MqttConfig.from_url(mosquitto.url, **settings))
+        second.subscribe(topics.results, handler)
+        with second:
+            assert redelivered.wait(10)
+            seen[-1].ack()
+    assert [m.payload for m in seen] == [b'{"unacked": true}'] * 2
