@@ -1,1 +1,1 @@
-"""Cloud side: the MaaS worker answering escalations and the telemetry subscribers with their storage."""
+"""Cloud side: the MaaS worker replying to escalations, and the telemetry subscribers with their storage."""

@@ -19,8 +19,9 @@ KIND_RESULT = "result"
 KIND_EVENT = "event"
 KIND_STATUS = "status"
 KIND_ESCALATION = "escalation"
-KIND_ANSWER = "answer"
-KINDS = (KIND_RESULT, KIND_EVENT, KIND_STATUS, KIND_ESCALATION, KIND_ANSWER)
+KIND_REPLY = "reply"
+KIND_WORKER_STATUS = "worker_status"
+KINDS = (KIND_RESULT, KIND_EVENT, KIND_STATUS, KIND_ESCALATION, KIND_REPLY, KIND_WORKER_STATUS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,7 @@ def _model_name(body: Mapping[str, Any]) -> str | None:
     return _text(model.get("name")) if isinstance(model, Mapping) else None
 
 
-def _answer_label(body: Mapping[str, Any]) -> tuple[str | None, float | None]:
+def _reply_label(body: Mapping[str, Any]) -> tuple[str | None, float | None]:
     result = body.get("result")
     return top_prediction(result) if isinstance(result, Mapping) else (None, None)
 
@@ -226,8 +227,16 @@ KIND_SCHEMAS: dict[str, KindSchema] = {
             DetailColumn("image_bytes", "INTEGER", _image_bytes),
         ),
     ),
-    KIND_ANSWER: KindSchema(
-        "answers",
+    KIND_WORKER_STATUS: KindSchema(
+        "worker_status",
+        (
+            DetailColumn("state", "TEXT", lambda body: _text(body.get("state"))),
+            DetailColumn("requests", "INTEGER", lambda body: body.get("requests") if isinstance(body.get("requests"), int) else None),
+            DetailColumn("queue_depth", "INTEGER", lambda body: body.get("queue_depth") if isinstance(body.get("queue_depth"), int) else None),
+        ),
+    ),
+    KIND_REPLY: KindSchema(
+        "replies",
         (
             DetailColumn("correlation_id", "TEXT", lambda body: _text(body.get("correlation_id"))),
             DetailColumn("worker_id", "TEXT", lambda body: _text(body.get("worker_id"))),
@@ -239,9 +248,9 @@ KIND_SCHEMAS: dict[str, KindSchema] = {
 
 
 def headline(kind: str, body: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """Return the (label, score) indexed for a message: an answer's cloud result, else the body's own result."""
-    if kind == KIND_ANSWER:
-        return _answer_label(body)
+    """Return the (label, score) indexed for a message: a reply's cloud result, else the body's own result."""
+    if kind == KIND_REPLY:
+        return _reply_label(body)
     if kind == KIND_EVENT:
         return _text(body.get("label")), _number(body.get("score"))
     if kind in (KIND_RESULT, KIND_ESCALATION):

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from edge_sdk.cloud.errors import QueryError
 from edge_sdk.cloud.records import (
-    KIND_ANSWER,
+    KIND_REPLY,
     KIND_ESCALATION,
     KIND_RESULT,
     KIND_SCHEMAS,
@@ -88,8 +88,8 @@ class VehicleSummary:
     vehicle_id: str
     counts: dict[str, int]
     escalation_rate: float | None
-    answered_rate: float | None
-    answer_errors: int
+    replied_rate: float | None
+    reply_errors: int
     cloud_results: int
     inference_ms: dict[str, float | None]
     cloud_rtt_ms: dict[str, float | None]
@@ -103,8 +103,8 @@ class VehicleSummary:
             "vehicle_id": self.vehicle_id,
             "counts": dict(self.counts),
             "escalation_rate": self.escalation_rate,
-            "answered_rate": self.answered_rate,
-            "answer_errors": self.answer_errors,
+            "replied_rate": self.replied_rate,
+            "reply_errors": self.reply_errors,
             "cloud_results": self.cloud_results,
             "inference_ms": dict(self.inference_ms),
             "cloud_rtt_ms": dict(self.cloud_rtt_ms),
@@ -129,7 +129,7 @@ def _summarize_vehicle(storage: Storage, vehicle_id: str, since: float | None, u
     labels: dict[str, int] = {}
     escalated: set[str] = set()
     answered: set[str] = set()
-    answer_errors = 0
+    reply_errors = 0
     cloud_results = 0
     first: float | None = None
     last: float | None = None
@@ -151,9 +151,9 @@ def _summarize_vehicle(storage: Storage, vehicle_id: str, since: float | None, u
                 cloud_results += 1
         elif message.kind == KIND_ESCALATION and detail.get("correlation_id"):
             escalated.add(detail["correlation_id"])
-        elif message.kind == KIND_ANSWER:
+        elif message.kind == KIND_REPLY:
             if detail.get("error"):
-                answer_errors += 1
+                reply_errors += 1
             elif detail.get("correlation_id"):
                 answered.add(detail["correlation_id"])
 
@@ -162,8 +162,8 @@ def _summarize_vehicle(storage: Storage, vehicle_id: str, since: float | None, u
         vehicle_id=vehicle_id,
         counts=counts,
         escalation_rate=round(counts[KIND_ESCALATION] / results, 4) if results else None,
-        answered_rate=round(len(escalated & answered) / len(escalated), 4) if escalated else None,
-        answer_errors=answer_errors,
+        replied_rate=round(len(escalated & answered) / len(escalated), 4) if escalated else None,
+        reply_errors=reply_errors,
         cloud_results=cloud_results,
         inference_ms=percentiles(inference),
         cloud_rtt_ms=percentiles(rtt),

@@ -1,10 +1,8 @@
-"""Percentiles and a bounded latency window, shared by the worker status and the telemetry summary."""
+"""Percentiles for the telemetry summary."""
 
 from __future__ import annotations
 
 import math
-import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
 
 DEFAULT_PERCENTILES = (50.0, 90.0, 99.0)
@@ -33,22 +31,3 @@ def percentiles(values: Iterable[float], qs: Iterable[float] = DEFAULT_PERCENTIL
         value = percentile(ordered, q)
         result[f"p{q:g}"] = None if value is None else round(value, 2)
     return result
-
-
-class LatencyWindow:
-    """The most recent `size` latency samples in milliseconds, thread-safe."""
-
-    def __init__(self, size: int = 1000) -> None:
-        if size <= 0:
-            raise ValueError(f"latency window size {size} must be positive")
-        self._samples: deque[float] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add(self, value_ms: float) -> None:
-        with self._lock:
-            self._samples.append(value_ms)
-
-    def summary(self) -> dict[str, float | None]:
-        with self._lock:
-            samples = list(self._samples)
-        return percentiles(samples)

@@ -22,6 +22,7 @@ from typing import Any
 from edge_sdk.cloud.errors import QueryError, StorageError
 from edge_sdk.cloud.records import (
     KIND_SCHEMAS,
+    KIND_WORKER_STATUS,
     KINDS,
     DeadLetter,
     MessageQuery,
@@ -69,7 +70,7 @@ class Storage(ABC):
 
     @abstractmethod
     def vehicles(self) -> list[str]:
-        """Return the ids of every vehicle with at least one stored message, sorted."""
+        """Return the ids of every vehicle with at least one stored message, sorted; MaaS workers are not vehicles."""
 
     @abstractmethod
     def close(self) -> None:
@@ -120,7 +121,7 @@ def _schema_statements() -> list[str]:
             f"message_row INTEGER PRIMARY KEY REFERENCES messages (row_id), {columns})"
         )
     statements.append("CREATE INDEX IF NOT EXISTS escalations_correlation ON escalations (correlation_id)")
-    statements.append("CREATE INDEX IF NOT EXISTS answers_correlation ON answers (correlation_id)")
+    statements.append("CREATE INDEX IF NOT EXISTS replies_correlation ON replies (correlation_id)")
     return statements
 
 
@@ -262,7 +263,8 @@ class SqliteStorage(Storage):
 
     def vehicles(self) -> list[str]:
         with self._transaction() as cursor:
-            return [row[0] for row in cursor.execute("SELECT DISTINCT vehicle_id FROM messages ORDER BY vehicle_id")]
+            rows = cursor.execute("SELECT DISTINCT vehicle_id FROM messages WHERE kind <> ? ORDER BY vehicle_id", (KIND_WORKER_STATUS,))
+            return [row[0] for row in rows]
 
     def close(self) -> None:
         with self._lock:

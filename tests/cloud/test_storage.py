@@ -12,7 +12,7 @@ import pytest
 
 from edge_sdk.cloud.errors import QueryError, StorageError
 from edge_sdk.cloud.records import (
-    KIND_ANSWER,
+    KIND_REPLY,
     KIND_ESCALATION,
     KIND_EVENT,
     KIND_RESULT,
@@ -61,7 +61,7 @@ def fill(storage: SqliteStorage) -> None:
     storage.store(record("car-1", "m1", KIND_RESULT, 100.0, result_body("stop", 0.9)))
     storage.store(record("car-1", "m2", KIND_RESULT, 101.0, result_body("yield", 0.3, invoke_ms=8.0)))
     storage.store(record("car-1", "m3", KIND_ESCALATION, 101.1, {"correlation_id": "c1", "frame_id": 7, "image_jpeg": "QUJD" * 100, "edge_result": result_body("yield", 0.3)}))
-    storage.store(record("car-1", "m4", KIND_ANSWER, 101.3, {"correlation_id": "c1", "worker_id": "w1", "model": {"name": "big", "version": "2"}, "result": result_body("stop", 0.8)}))
+    storage.store(record("car-1", "m4", KIND_REPLY, 101.3, {"correlation_id": "c1", "worker_id": "w1", "model": {"name": "big", "version": "2"}, "result": result_body("stop", 0.8)}))
     storage.store(record("car-1", "m5", KIND_RESULT, 101.4, result_body("stop", 0.8, source="cloud", rtt_ms=210.0)))
     storage.store(record("car-2", "m1", KIND_EVENT, 102.0, {"type": "sign_seen", "label": "stop", "severity": "info"}))
     storage.store(record("car-2", "m2", KIND_STATUS, 103.0, {"state": "online"}))
@@ -89,7 +89,7 @@ def test_storage_query_filters_and_details(storage: SqliteStorage) -> None:
     assert stops[0].details["inference_ms"] == pytest.approx(5.5)
 
     window = list(storage.query(MessageQuery(vehicle_id="car-1", since=101.0, until=101.35)))
-    assert [m.kind for m in window] == [KIND_RESULT, KIND_ESCALATION, KIND_ANSWER]
+    assert [m.kind for m in window] == [KIND_RESULT, KIND_ESCALATION, KIND_REPLY]
 
     escalation = window[1]
     assert "image_jpeg" not in escalation.body
@@ -191,7 +191,7 @@ def test_summary_counts_rates_and_latencies(storage: SqliteStorage) -> None:
     assert car.counts[KIND_RESULT] == 3
     assert car.counts[KIND_ESCALATION] == 1
     assert car.escalation_rate == pytest.approx(1 / 3, abs=1e-4)
-    assert car.answered_rate == 1.0
+    assert car.replied_rate == 1.0
     assert car.cloud_results == 1
     assert car.inference_ms["p50"] == pytest.approx(5.5)
     assert car.cloud_rtt_ms["p50"] == 210.0
