@@ -204,6 +204,17 @@ class Escalator:
             pending = len(self._pending)
         return {**self.counters.snapshot(), "pending": pending, "rtt_ms": self.rtt.percentiles(50, 95), "budget": self.budget.stats()}
 
+    def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for queued requests to go out and pending ones to be answered or time out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = not self._pending and self._queue.empty()
+            if idle:
+                return True
+            time.sleep(0.05)
+        return False
+
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:

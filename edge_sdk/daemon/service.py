@@ -275,6 +275,10 @@ class Daemon:
         for worker in self._workers:
             if not worker.join(_WORKER_JOIN_S):
                 logger.warning("daemon: inference thread %s did not stop within %.0f s", worker.model_name, _WORKER_JOIN_S)
+        if self._escalator is not None:
+            # Answers to frames already sent are still worth publishing; wait for them within the shutdown budget.
+            longest = max(m.escalation.timeout_s for m in self.config.models.values() if m.escalation.enabled)
+            self._escalator.drain(min(longest, self.config.shutdown_timeout_s))
         if self._publisher is not None:
             self._publisher.stop(self.config.shutdown_timeout_s)
         if self._escalator is not None:
