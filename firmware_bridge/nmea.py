@@ -32,6 +32,7 @@ KMH_TO_MPS = 1.0 / 3.6
 SUPPORTED_TALKERS = frozenset({"GP", "GN", "GL", "GA", "GB", "BD", "GQ"})
 
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}\Z")
 _ADDRESS = re.compile(r"[A-Z][A-Z0-9][A-Z]{3}\Z")
 _TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{1,6}))?\Z")
 _DATE = re.compile(r"(\d\d)(\d\d)(\d\d)\Z")
@@ -167,27 +168,38 @@ def parse_record(line: bytes | str, *, require_checksum: bool = True) -> NmeaRec
 
 def _decode(line: bytes | str) -> str:
     if isinstance(line, bytes | bytearray):
-        if any(byte < 0x20 or byte > 0x7E for byte in line.rstrip(b"\r\n")):
-            raise NmeaError(f"sentence {bytes(line[:40])!r} contains a byte outside printable ASCII")
-        text = line.decode("ascii", errors="replace")
+        if not line.isascii():
+            raise NmeaError(f"sentence {bytes(line[:40])!r} contains a byte outside ASCII")
+        text = line.decode("ascii")
     else:
         text = line
-        if not text.rstrip("\r\n").isprintable() or not text.isascii():
-            raise NmeaError(f"sentence {text[:40]!r} contains a character outside printable ASCII")
     stripped = text.rstrip("\r\n")
+    if not stripped.isascii() or not stripped.isprintable():
+        raise NmeaError(f"sentence {stripped[:40]!r} contains a character outside printable ASCII")
     if text[len(stripped):] not in ("", "\r\n"):
         raise NmeaError(f"sentence {stripped[:40]!r} ends with {text[len(stripped):]!r}: NMEA 0183 sentences end with CR LF")
     return text
 
 
 def _check_checksum(text: str, payload: str, given: str) -> None:
-    if len(given) != 2 or any(ch not in "0123456789abcdefABCDEF" for ch in given):
+    if len(given) != 2 or not _HEX_PAIR.match(given):
         raise NmeaError(f"checksum field {given!r} of {text.strip()!r} is invalid: expected two hex digits after '*'")
-    computed = 0
-    for ch in payload:
-        computed ^= ord(ch)
+    computed = xor_checksum(payload.encode("ascii", errors="replace"))
     if computed != int(given, 16):
         raise NmeaChecksumError(f"checksum of {text.strip()!r} is {given.upper()} but the contents give {computed:02X}")
+
+
+def xor_checksum(data: bytes) -> int:
+    """XOR of all bytes of `data`, the NMEA 0183 checksum of the text between `$` and `*`."""
+    # Fold the bytes as one integer in halves: a few big-integer operations
+    # instead of one Python step per character.
+    value = int.from_bytes(data, "little")
+    width = len(data)
+    while width > 1:
+        half = (width + 1) // 2
+        value = (value >> (8 * half)) ^ (value & ((1 << (8 * half)) - 1))
+        width = half
+    return value
 
 
 def _fields(sentence: NmeaSentence, counts: tuple[int, ...]) -> tuple[str, ...]:
