@@ -186,7 +186,10 @@ def _image_bytes(body: Mapping[str, Any]) -> int | None:
     if isinstance(size, int):
         return size
     image = body.get("image_jpeg")
-    return len(image) * 3 // 4 if isinstance(image, str) else None
+    if not isinstance(image, str):
+        return None
+    # Decoded size of base64 text: three bytes per four characters, less one per '=' of padding.
+    return len(image) * 3 // 4 - image[-2:].count("=")
 
 
 def _model_name(body: Mapping[str, Any]) -> str | None:
