@@ -71,6 +71,11 @@ class Model:
         input_detail = interpreter.get_input_details()[0]
         self._input_index = int(input_detail["index"])
         self._batch_dynamic = int(input_detail.get("shape_signature", input_detail["shape"])[0]) == -1
+        self._batch_size = int(input_detail["shape"][0])
+        if self._batch_size != 1 and not self._batch_dynamic:
+            raise ModelConfigError(
+                f"{model_path} has a fixed batch size of {self._batch_size}: re-export it with batch 1 or a dynamic batch"
+            )
         self._outputs = output_tensors(interpreter)
         self._outputs_by_name = {output.name: output for output in self._outputs}
         self._detection_roles = self._resolve_detection_roles() if manifest.task == "detection" else None
@@ -192,6 +197,8 @@ class Model:
             handle = self._require_handle()
             start = time.perf_counter()
             tensor, transform = preprocess(image_bgr, self._input_spec)
+            if self._batch_size != 1:
+                self._resize_batch(handle.interpreter, tensor.shape)
             handle.interpreter.set_tensor(self._input_index, tensor)
             invoke_start = time.perf_counter()
             invoke(handle.interpreter, self._model_path)
@@ -225,9 +232,8 @@ class Model:
         start = time.perf_counter()
         prepared = [preprocess(image, self._input_spec) for image in images]
         batch = np.concatenate([tensor for tensor, _ in prepared], axis=0)
-        if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
-            interpreter.resize_tensor_input(self._input_index, list(batch.shape))
-            interpreter.allocate_tensors()
+        if self._batch_size != batch.shape[0]:
+            self._resize_batch(interpreter, batch.shape)
         interpreter.set_tensor(self._input_index, batch)
         invoke_start = time.perf_counter()
         invoke(interpreter, self._model_path)
@@ -246,6 +252,11 @@ class Model:
             )
             for result in results
         ]
+
+    def _resize_batch(self, interpreter: Any, shape: tuple[int, ...]) -> None:
+        interpreter.resize_tensor_input(self._input_index, list(shape))
+        interpreter.allocate_tensors()
+        self._batch_size = int(shape[0])
 
     def _decode(self, values: dict[str, np.ndarray], transform: InputTransform, batch_row: int) -> InferenceResult:
         manifest = self._manifest

@@ -1,0 +1,171 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edge_sdk.runtime import (
+    BackendUnavailableError,
+    DelegateLoadError,
+    EdgeTpuModelError,
+    InputImageError,
+    InvalidModelError,
+    Model,
+    ModelConfigError,
+    ModelNotFoundError,
+    RuntimeModelError,
+    UnsupportedOperatorError,
+)
+from edge_sdk.runtime.interpreter import DelegateSpec, make_interpreter
+from tests.conftest import REPO_ROOT
+
+
+def test_edgetpu_model_without_coral_names_the_fix(coral_dir):
+    path = coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    with pytest.raises(EdgeTpuModelError) as info:
+        Model.load(path, labels=coral_dir / "imagenet_labels.txt")
+    message = str(info.value)
+    assert str(path) in message
+    assert "edgetpu-custom-op" in message
+    assert "attach a Coral" in message
+    assert "CPU build" in message
+
+
+def test_edgetpu_delegate_missing_library_is_delegate_error(coral_dir):
+    with pytest.raises(DelegateLoadError, match="Edge TPU") as info:
+        make_interpreter(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", delegates=[DelegateSpec.edgetpu("usb:0")])
+    assert "usb:0" in str(info.value)
+
+
+def test_gpu_delegate_bad_path_is_delegate_error(coral_dir, tmp_path):
+    library = tmp_path / "libmissing_gpu_delegate.so"
+    with pytest.raises(DelegateLoadError, match="cannot be loaded") as info:
+        make_interpreter(coral_dir / "mobilenet_v1_0.25_128_quant.tflite", delegates=[DelegateSpec.gpu(str(library))])
+    assert str(library) in str(info.value)
+
+
+def test_unknown_custom_op_is_named(coral_dir):
+    path = coral_dir / "model_invoking_error.tflite"
+    with pytest.raises(UnsupportedOperatorError, match="fake-op-double") as info:
+        Model.load(path)
+    assert not isinstance(info.value, EdgeTpuModelError)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_model_is_invalid(coral_dir, tmp_path):
+    path = tmp_path / "truncated.tflite"
+    path.write_bytes((coral_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()[:200_000])
+    with pytest.raises(InvalidModelError, match="truncated or corrupt") as info:
+        Model.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_small_model_is_invalid(models_dir, tmp_path, fraction):
+    content = (models_dir / "dominant_color_float.tflite").read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(content[: int(len(content) * fraction)])
+    with pytest.raises(InvalidModelError):
+        make_interpreter(path)
+
+
+def test_text_file_named_tflite_is_invalid(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_text("this is a README, not a model\n", encoding="utf-8")
+    with pytest.raises(InvalidModelError, match="not a TFLite model") as info:
+        Model.load(path)
+    assert "TFL3" in str(info.value)
+
+
+def test_empty_file_is_invalid(tmp_path):
+    path = tmp_path / "empty.tflite"
+    path.write_bytes(b"")
+    with pytest.raises(InvalidModelError, match="empty"):
+        Model.load(path)
+
+
+def test_missing_model_is_not_found(tmp_path):
+    with pytest.raises(ModelNotFoundError) as info:
+        Model.load(tmp_path / "absent.tflite")
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_missing_labels_file_is_not_found(models_dir, tmp_path):
+    with pytest.raises(ModelNotFoundError, match="labels file"):
+        Model.load(models_dir / "dominant_color_uint8_zp128.tflite", labels=tmp_path / "labels.txt")
+
+
+def test_float_bare_model_needs_mean_and_std(models_dir):
+    with pytest.raises(ModelConfigError, match="pass mean and std"):
+        Model.load(models_dir / "dominant_color_float.tflite")
+
+
+def test_unknown_backend_name_is_rejected(models_dir):
+    with pytest.raises(BackendUnavailableError, match="expected one of auto"):
+        make_interpreter(models_dir / "dominant_color_float.tflite", backend="onnx")
+
+
+def test_unknown_backend_in_environment_is_rejected(models_dir, monkeypatch):
+    monkeypatch.setenv("EDGE_SDK_BACKEND", "coreml")
+    with pytest.raises(BackendUnavailableError, match="EDGE_SDK_BACKEND"):
+        make_interpreter(models_dir / "dominant_color_float.tflite")
+
+
+def test_non_positive_threads_rejected(models_dir):
+    with pytest.raises(RuntimeModelError, match="num_threads is 0"):
+        make_interpreter(models_dir / "dominant_color_float.tflite", num_threads=0)
+
+
+def test_predict_rejects_float_frame(models_dir):
+    with Model.load(models_dir / "dominant_color_uint8_zp128.tflite") as model:
+        with pytest.raises(InputImageError, match="dtype float64"):
+            model.predict(np.zeros((32, 32, 3)))
+
+
+def test_predict_after_close_is_an_error(models_dir):
+    model = Model.load(models_dir / "dominant_color_uint8_zp128.tflite")
+    model.close()
+    model.close()
+    with pytest.raises(RuntimeModelError, match="closed"):
+        model.predict(np.zeros((32, 32, 3), dtype=np.uint8))
+
+
+def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
+    """Load every bad file in a child process, so a native crash fails this test instead of killing pytest."""
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes((coral_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()[:1_000_000])
+    text = tmp_path / "text.tflite"
+    text.write_text("hello\n" * 50, encoding="utf-8")
+    flipped = bytearray((models_dir / "dominant_color_float.tflite").read_bytes())
+    for position in range(40, len(flipped), 97):
+        flipped[position] ^= 0xFF
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(bytes(flipped))
+    paths = [
+        coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+        coral_dir / "model_invoking_error.tflite",
+        truncated,
+        text,
+        corrupt,
+    ]
+    script = textwrap.dedent(
+        """
+        import sys
+        from edge_sdk.runtime import Model, RuntimeModelError
+        for path in sys.argv[1:]:
+            try:
+                Model.load(path, mean=0, std=1)
+            except RuntimeModelError as exc:
+                print(type(exc).__name__)
+            else:
+                print("loaded")
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    outcomes = completed.stdout.split()
+    assert outcomes[:4] == ["EdgeTpuModelError", "UnsupportedOperatorError", "InvalidModelError", "InvalidModelError"]
+    assert len(outcomes) == len(paths)
