@@ -231,14 +231,14 @@ class DaemonConfig:
             if source.id in seen:
                 raise DaemonConfigError(f"sources[{index}].id = {source.id!r} is invalid: source ids must be unique", key=f"sources[{index}].id", value=source.id)
             seen.add(source.id)
-        if self.alerts and self.vehicle is None:
-            raise DaemonConfigError("alerts are configured but [vehicle] is not: alerts go to the MCU link, so add [vehicle.mcu]", key="alerts", value=len(self.alerts))
             if source.model not in self.models:
                 raise DaemonConfigError(
                     f"sources[{index}].model = {source.model!r} is invalid: no such entry in [models] (known: {', '.join(self.models) or 'none'})",
                     key=f"sources[{index}].model",
                     value=source.model,
                 )
+        if self.alerts and self.vehicle is None:
+            raise DaemonConfigError("alerts are configured but [vehicle] is not: alerts go to the MCU link, so add [vehicle.mcu]", key="alerts", value=len(self.alerts))
 
     @property
     def directory(self) -> Path:

@@ -96,6 +96,8 @@ class UplinkBudget:
 def encode_jpeg(image: np.ndarray, max_side: int, quality: int) -> bytes:
     """Encode a BGR image as JPEG, downscaled so its longest side is at most `max_side` pixels."""
     height, width = image.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"cannot JPEG-encode an empty {width}x{height} image: the source delivered no pixels")
     scale = max_side / max(height, width)
     if scale < 1.0:
         image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)

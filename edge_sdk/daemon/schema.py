@@ -184,6 +184,23 @@ def _type_name(hint: Any) -> str:
     return f"{name} (optional)" if optional else name
 
 
+def _literal(value: Any) -> str:
+    """Write a default the way a TOML file would."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{}" if not value else repr(value)
+    if isinstance(value, int):
+        return f"{value:_}" if abs(value) >= 10_000 else str(value)
+    return repr(value)
+
+
 def describe(cls: type, path: str = "") -> Iterator[KeyDoc]:
     """Yield a KeyDoc for every key of `cls` and its nested tables, in declaration order."""
     hints = typing.get_type_hints(cls)
@@ -194,10 +211,10 @@ def describe(cls: type, path: str = "") -> Iterator[KeyDoc]:
         origin = typing.get_origin(inner)
         meta = spec.metadata
         if spec.default is not MISSING:
-            default = repr(spec.default) if spec.default is not None else "unset"
+            default = _literal(spec.default)
         elif spec.default_factory is not MISSING:
             produced = spec.default_factory()
-            default = "see below" if dataclasses.is_dataclass(produced) else repr(produced)
+            default = "see below" if dataclasses.is_dataclass(produced) else _literal(produced)
         else:
             default = "required"
         description = meta.get("description", "")

@@ -73,7 +73,8 @@ class FileSource(Source):
         if not capture.isOpened():
             capture.release()
             raise NoDecodableFramesError(
-                f"source {self.source_id!r}: OpenCV cannot open {self.path} as a video: check that it is a complete video file (for example H.264 in MP4)"
+                f"source {self.source_id!r}: {self.path} decoded zero frames because OpenCV cannot open it as a video: "
+                "check that it is a complete video file (for example H.264 in MP4)"
             )
         ok, first = capture.read()
         if not ok or first is None:

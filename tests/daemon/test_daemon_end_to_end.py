@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from edge_sdk.daemon.config import load_config
 from edge_sdk.daemon.service import Daemon
+from tests.broker import free_port
 from tests.conftest import REPO_ROOT
 from tests.daemon.support import Collector, write_config
 
@@ -142,3 +145,17 @@ cooldown_s = 60
     assert alerts[0].text_id == 7
     health = [m["body"] for m in collector.of_kind("status") if "vehicle_links" in m["body"]]
     assert health and set(health[-1]["vehicle_links"]) == {"gps", "mcu"}
+
+
+def test_cli_file_without_frames_fails_clearly(tmp_path: Path, data_dir: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)
+    # Nothing listens on this port; the daemon fails on the source before it needs the broker.
+    config = write_config(tmp_path / "vehicle.toml", data_dir, free_port(), spool=tmp_path / "spool.sqlite")
+    config.write_text(config.read_text().replace(str(data_dir / "video" / "solidWhiteRight.mp4"), str(broken)))
+    completed = subprocess.run(
+        [sys.executable, "-m", "edge_sdk", "run", "--config", str(config)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
+    )
+    assert completed.returncode == 1
+    assert "sources[0] ('front')" in completed.stderr
+    assert f"{broken} decoded zero frames" in completed.stderr
