@@ -204,10 +204,10 @@ class Model:
             invoke(handle.interpreter, self._model_path)
             invoke_end = time.perf_counter()
             values = {output.name: output.dequantize(handle.interpreter.get_tensor(output.index)) for output in self._outputs}
-            result = self._decode(values, transform, batch_row=0)
+            fields = self._decode(values, transform, batch_row=0)
             end = time.perf_counter()
-        return replace(
-            result,
+        return self._result(
+            fields, transform,
             preprocess_ms=(invoke_start - start) * 1e3,
             invoke_ms=(invoke_end - invoke_start) * 1e3,
             postprocess_ms=(end - invoke_end) * 1e3,
@@ -239,18 +239,18 @@ class Model:
         invoke(interpreter, self._model_path)
         invoke_end = time.perf_counter()
         values = {output.name: output.dequantize(interpreter.get_tensor(output.index)) for output in self._outputs}
-        results = [self._decode(values, transform, batch_row=row) for row, (_, transform) in enumerate(prepared)]
+        decoded = [(self._decode(values, transform, batch_row=row), transform) for row, (_, transform) in enumerate(prepared)]
         end = time.perf_counter()
         count = len(images)
         return [
-            replace(
-                result,
+            self._result(
+                fields, transform,
                 preprocess_ms=(invoke_start - start) * 1e3 / count,
                 invoke_ms=(invoke_end - invoke_start) * 1e3 / count,
                 postprocess_ms=(end - invoke_end) * 1e3 / count,
-                extra={**result.extra, "batch_size": count},
+                extra={"batch_size": count},
             )
-            for result in results
+            for fields, transform in decoded
         ]
 
     def _resize_batch(self, interpreter: Any, shape: tuple[int, ...]) -> None:
@@ -258,22 +258,27 @@ class Model:
         interpreter.allocate_tensors()
         self._batch_size = int(shape[0])
 
-    def _decode(self, values: dict[str, np.ndarray], transform: InputTransform, batch_row: int) -> InferenceResult:
+    def _result(self, fields: dict[str, Any], transform: InputTransform, **timing: Any) -> InferenceResult:
         manifest = self._manifest
-        base = InferenceResult(
+        return InferenceResult(
             task=manifest.task,
             model_name=manifest.name,
             model_version=manifest.version,
             frame_size=(transform.frame_width, transform.frame_height),
+            **fields,
+            **timing,
         )
+
+    def _decode(self, values: dict[str, np.ndarray], transform: InputTransform, batch_row: int) -> dict[str, Any]:
+        """Return the task's result fields (classifications, detections or segmentation) for one batch row."""
+        manifest = self._manifest
         if manifest.task == "classification":
             scores = values[self._outputs[0].name][batch_row]
-            return replace(base, classifications=top_k(scores, self._labels, manifest.label_offset, self._top_k))
+            return {"classifications": top_k(scores, self._labels, manifest.label_offset, self._top_k)}
         if manifest.task == "segmentation":
             output = values[self._outputs[0].name][batch_row : batch_row + 1]
-            segmentation = decode_segmentation(output, transform=transform, labels=self._labels, label_offset=manifest.label_offset)
-            return replace(base, segmentation=segmentation)
-        return replace(base, detections=self._decode_detections(values, transform))
+            return {"segmentation": decode_segmentation(output, transform=transform, labels=self._labels, label_offset=manifest.label_offset)}
+        return {"detections": self._decode_detections(values, transform)}
 
     def _decode_detections(self, values: dict[str, np.ndarray], transform: InputTransform) -> tuple:
         assert self._detection_roles is not None
