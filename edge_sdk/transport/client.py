@@ -146,6 +146,7 @@ class MqttClient:
         self.on_ack = on_ack
         self.on_connection_change = on_connection_change
         self.connected = threading.Event()
+        self.ready = threading.Event()
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -153,6 +154,7 @@ class MqttClient:
         self._inflight: dict[int, _InFlight] = {}
         self._subscriptions: dict[str, tuple[MessageHandler, int]] = {}
         self._pending_subscribes: dict[int, list[str]] = {}
+        self._early_subacks: set[int] = set()
         self._counters = _Counters()
         self._latency = LatencyWindow()
         self._rtt = LatencyWindow()
@@ -279,6 +281,10 @@ class MqttClient:
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or `timeout` seconds passed; return whether connected."""
         return self.connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until connected with every subscription acknowledged by the broker, or `timeout` passed."""
+        return self.ready.wait(timeout)
 
     def wait_drained(self, timeout: float) -> bool:
         """Block until the spool is empty (every message acknowledged) or `timeout` passed."""
@@ -509,6 +515,7 @@ class MqttClient:
             self._resubscribe(client)
         self._first_connect_done = True
         self.connected.set()
+        self._update_ready()
         self._wake.set()
         self._notify_connection(True, str(reason_code))
 
@@ -523,6 +530,9 @@ class MqttClient:
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason_code: ReasonCode, properties: Properties | None) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        self.ready.clear()
+        with self._lock:
+            self._pending_subscribes.clear()
         self._set_will(client)
         if not was_connected:
             return
@@ -576,10 +586,17 @@ class MqttClient:
             logger.warning("SUBSCRIBE for %s not sent (%s); it is sent again after the next reconnect", [f for f, _ in entries], result)
             return
         with self._lock:
+            if mid in self._early_subacks:
+                # The SUBACK was handled before this thread got here.
+                self._early_subacks.discard(mid)
+                return
             self._pending_subscribes[mid] = [topic_filter for topic_filter, _ in entries]
+        self.ready.clear()
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Properties | None) -> None:
         with self._lock:
+            if mid not in self._pending_subscribes:
+                self._early_subacks.add(mid)
             filters = self._pending_subscribes.pop(mid, [])
         for topic_filter, reason_code in zip(filters, reason_codes):
             if reason_code.is_failure:
@@ -588,6 +605,13 @@ class MqttClient:
                 logger.error("broker rejected the subscription to %r: %s; check the broker's ACL for this client", topic_filter, reason_code)
             else:
                 logger.debug("subscribed to %r with %s", topic_filter, reason_code)
+        self._update_ready()
+
+    def _update_ready(self) -> None:
+        with self._lock:
+            pending = bool(self._pending_subscribes)
+        if self.connected.is_set() and not pending:
+            self.ready.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:

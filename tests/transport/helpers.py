@@ -44,8 +44,9 @@ class Collector:
 
     def __enter__(self) -> Collector:
         self.client.start()
-        assert self.client.wait_connected(10), "collector did not connect within 10 s"
+        assert self.client.wait_ready(10), "collector did not connect and subscribe within 10 s"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.stop(5)
+        assert self.client.stop(5), f"collector {self.client.config.client_id!r} did not stop cleanly"
+        assert self.client._network_thread is not None and not self.client._network_thread.is_alive()
