@@ -19,7 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.cloud.records import KIND_ANSWER, KIND_ESCALATION, KIND_RESULT, MessageQuery
+from edge_sdk.cloud.records import KIND_REPLY, KIND_ESCALATION, KIND_RESULT, MessageQuery
 from edge_sdk.cloud.reports import summarize
 from edge_sdk.cloud.stats import percentiles
 from edge_sdk.cloud.storage import Storage
@@ -60,6 +60,7 @@ class DemoReport:
     cloud_model: str
     database: str
     frames_processed: int
+    frames_stored: int
     results_stored: int
     escalations_sent: int
     escalations_answered: int
@@ -75,7 +76,7 @@ class DemoReport:
 
     @property
     def passed(self) -> bool:
-        return self.frames_processed > 0 and self.results_stored > 0 and self.escalations_answered > 0 and not self.errors
+        return self.frames_processed > 0 and self.frames_stored > 0 and self.escalations_answered > 0 and not self.errors
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,10 +84,17 @@ class DemoReport:
         return data
 
 
+def is_edge_frame(body: Mapping[str, Any]) -> bool:
+    """Tell whether a result body is the daemon's per-frame edge result (not a cloud result or a summary)."""
+    return body.get("type", "frame") == "frame" and body.get("source", "edge") == "edge"
+
+
 def read_series(storage: Storage, vehicle_id: str) -> ResultSeries:
-    """Read every stored result of a vehicle: its time, capture-to-storage latency and top label."""
+    """Read every stored edge frame result of a vehicle: its time, capture-to-storage latency and top label."""
     times, latencies, labels = [], [], []
     for message in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_RESULT)):
+        if not is_edge_frame(message.body):
+            continue
         times.append(message.t_wall)
         latencies.append((message.received_at - _capture_time(message.body, message.t_wall)) * 1000.0)
         labels.append(message.label or "none")
@@ -103,12 +111,12 @@ def _capture_time(body: Mapping[str, Any], default: float) -> float:
     return float(value) if isinstance(value, (int, float)) else default
 
 
-def answered_escalations(storage: Storage, vehicle_id: str) -> tuple[int, int, int]:
-    """Return (requests sent, requests answered without error, error answers) from stored messages."""
+def count_escalations(storage: Storage, vehicle_id: str) -> tuple[int, int, int]:
+    """Return (requests sent, requests with a successful reply, error replies) from stored messages."""
     sent = {m.details.get("correlation_id") for m in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_ESCALATION))}
     answered: set[Any] = set()
     errors = 0
-    for message in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_ANSWER)):
+    for message in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_REPLY)):
         if message.details.get("error"):
             errors += 1
         else:
@@ -132,7 +140,7 @@ def build_report(
     series = read_series(storage, vehicle_id)
     summaries = summarize(storage, vehicle_id=vehicle_id)
     summary = summaries[0] if summaries else None
-    sent, answered, answer_errors = answered_escalations(storage, vehicle_id)
+    sent, answered, answer_errors = count_escalations(storage, vehicle_id)
     report = DemoReport(
         started_at=started_at,
         duration_s=round(time.time() - started_at, 2),
@@ -142,6 +150,7 @@ def build_report(
         cloud_model=context.get("cloud_model", ""),
         database=context.get("database", ""),
         frames_processed=frames_processed,
+        frames_stored=len(series.t_wall),
         results_stored=storage.count(KIND_RESULT, vehicle_id),
         escalations_sent=sent,
         escalations_answered=answered,
@@ -205,7 +214,8 @@ def render_html(report: DemoReport, series: ResultSeries) -> str:
         _row("cloud model", report.cloud_model),
         _row("telemetry database", report.database),
         _row("frames processed", report.frames_processed),
-        _row("results stored in SQLite", report.results_stored),
+        _row("frame results stored in SQLite", report.frames_stored),
+        _row("results stored in SQLite (frames, cloud answers, summaries)", report.results_stored),
         _row("escalations sent / answered / error answers", f"{report.escalations_sent} / {report.escalations_answered} / {report.answer_errors}"),
         _row("dead letters", report.dead_letters),
         _row("capture-to-storage latency (ms)", _format_percentiles(report.latency_ms)),
