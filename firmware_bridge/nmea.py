@@ -54,6 +54,10 @@ class FixQuality(enum.IntEnum):
     SIMULATION = 8
 
 
+# Indexed by the GGA quality digit; an enum call per sentence costs more than the lookup.
+_FIX_QUALITIES = tuple(FixQuality)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class NmeaSentence:
     """A sentence whose framing and checksum are valid; fields are still text."""
@@ -303,7 +307,7 @@ _MODES = "ADEFMNPRS"
 def _parse_gga(sentence: NmeaSentence) -> GpsFix:
     f = _fields(sentence, (14,))
     quality_number = _integer(f[5], "fix quality", 0, 8)
-    quality = FixQuality(quality_number) if quality_number is not None else None
+    quality = _FIX_QUALITIES[quality_number] if quality_number is not None else None
     values = dict(
         time=_time(f[0]),
         latitude=_coordinate(f[1], f[2], latitude=True),
