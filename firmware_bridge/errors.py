@@ -1,7 +1,7 @@
 """Error tree of firmware_bridge.
 
-The package stands alone, so its root is `FirmwareBridgeError`, not
-edge_sdk's. Each class also inherits the matching builtin, so a caller can
+The package does not depend on edge_sdk, so its root is
+`FirmwareBridgeError`. Each class also inherits the matching builtin, so a caller can
 catch `ValueError`, `OSError` or `TimeoutError` without importing this module.
 """
 
@@ -45,11 +45,11 @@ class SlcanError(FrameError):
 
 
 class SlcanCommandError(FirmwareBridgeError, RuntimeError):
-    """The SLCAN adapter answered a command with BEL (error)."""
+    """The SLCAN adapter responded to a command with BEL (error)."""
 
 
 class SlcanTimeoutError(FirmwareBridgeError, TimeoutError):
-    """The SLCAN adapter did not answer a command in time."""
+    """The SLCAN adapter did not respond to a command in time."""
 
 
 class DbcError(FirmwareBridgeError, ValueError):

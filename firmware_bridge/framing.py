@@ -33,7 +33,7 @@ class DelimitedFramer:
 
     Args:
         terminator: byte that ends a frame (b"\\n" for NMEA, b"\\r" for SLCAN, b"\\x00" for COBS).
-        max_length: longest frame accepted, terminator included; longer ones are dropped and counted.
+        max_length: maximum frame length, terminator included; longer frames are dropped and counted.
         start: optional byte that opens every frame (b"$" for NMEA); bytes before it are garbage.
         include_terminator: keep the terminator at the end of each emitted frame.
         single_tokens: bytes that form a frame on their own wherever they appear (SLCAN's BEL).

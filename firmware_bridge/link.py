@@ -2,8 +2,8 @@
 
 Every link opens with `serial.serial_for_url`, so device paths,
 /dev/serial/by-id symlinks, `loop://`, `socket://` and `rfc2217://` all work.
-`exclusive=True` asks pyserial for an advisory lock (flock) on POSIX device
-paths; URL handlers without a lock ignore it. The reader thread feeds a
+`exclusive=True` requests an advisory lock (flock) from pyserial on POSIX
+device paths. URL handlers without a lock ignore it. The reader thread feeds a
 `DelimitedFramer` and hands each complete frame to `handle_frame`, which
 subclasses implement. A read or open failure marks the link lost; the thread
 closes the port and reopens it with exponential backoff until `stop()`.
@@ -42,7 +42,7 @@ class LinkSettings:
         url: pyserial URL or device path, e.g. /dev/ttyUSB0, loop://, socket://127.0.0.1:7000.
         baudrate: serial speed in bit/s; ignored by URL handlers without one.
         exclusive: request an exclusive lock where the platform supports it.
-        read_timeout_s: longest a read blocks, which bounds how fast `stop()` returns.
+        read_timeout_s: maximum time a read blocks, which bounds how long `stop()` takes.
         reconnect_initial_s: first wait before reopening a lost link, in seconds.
         reconnect_max_s: cap of the doubling reopen wait, in seconds.
     """
@@ -196,7 +196,7 @@ class SerialLink:
             self.feed(data)
 
     def feed(self, data: bytes) -> None:
-        """Frame and dispatch received bytes; never raises for malformed input, which is counted instead."""
+        """Frame and dispatch received bytes; malformed frames and failing callbacks are counted, not raised."""
         for frame in self.framer.feed(data):
             self._dispatch(frame)
 

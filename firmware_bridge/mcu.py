@@ -1,8 +1,8 @@
 """The MCU link: sends driver alerts and heartbeats, receives vehicle state and heartbeats.
 
-Every frame carries a sequence number (0..255, wrapping). A frame sent with
-FLAG_ACK_REQUEST is answered with an ACK frame naming its type and sequence
-number; the sender retries until the ACK arrives or the retries run out. A
+Every frame carries a sequence number (0..255, wrapping). The receiver of a
+frame sent with FLAG_ACK_REQUEST replies with an ACK frame naming its type and
+sequence number. The sender retries until the ACK arrives or the retries run out. A
 receiver that sees the same (type, seq) twice in a row acknowledges again but
 delivers the message once, so a lost ACK does not duplicate an alert.
 """
@@ -97,7 +97,7 @@ class McuLink(SerialLink):
         """Send `message`; with `require_ack`, retry until the MCU acknowledges it.
 
         Raises McuAckTimeoutError after `retries` + 1 attempts without an ACK,
-        McuFrameError when the MCU answers with a non-accepted ACK status, and
+        McuFrameError when the MCU replies with an ACK status other than ACCEPTED, and
         LinkClosedError while the link is down.
         """
         with self._seq_lock:

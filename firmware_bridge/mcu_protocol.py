@@ -1,7 +1,7 @@
 """Wire format of the MCU link: frames, message types and payload layouts (version 1).
 
-This module is the only Python code that knows the layout; docs/mcu_protocol.md
-describes it byte by byte and firmware_bridge/c/mcu_frame.c implements the
+This module is the only Python code that defines the layout. docs/mcu_protocol.md
+describes it byte by byte, and firmware_bridge/c/mcu_frame.c implements the
 frame layer for the MCU. A frame before stuffing is
 
     version u8 | type u8 | seq u8 | flags u8 | length u8 | payload[length] | crc16 u16 big-endian
@@ -138,7 +138,7 @@ class DriverAlert:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ack:
-    """Answer to a frame sent with FLAG_ACK_REQUEST."""
+    """Reply to a frame sent with FLAG_ACK_REQUEST."""
 
     acked_type: int
     acked_seq: int
@@ -184,7 +184,7 @@ def decode_frame(block: bytes) -> McuFrame:
     expected = int.from_bytes(raw[-2:], "big")
     computed = crc16_ccitt_false(raw[:-2])
     if expected != computed:
-        raise McuCrcError(f"frame CRC is {expected:04X} but the contents give {computed:04X}: the frame was corrupted in transit")
+        raise McuCrcError(f"frame CRC is {expected:04X} but the computed CRC is {computed:04X}: the frame was corrupted in transit")
     if raw[0] != PROTOCOL_VERSION:
         raise McuFrameError(f"frame version {raw[0]} is not supported: this side speaks version {PROTOCOL_VERSION}; update the firmware or edge-sdk", "version")
     length = raw[4]

@@ -1,8 +1,8 @@
 """Strict NMEA 0183 parser for GPS receivers: GGA, RMC, GLL, VTG, GSA and GSV.
 
-Written here instead of using pynmea2 because pynmea2 1.19 accepts sentences
-without a checksum unless asked, keeps empty fields as "" and coordinates as
-strings, and does not validate field ranges; `tools/bench_firmware.py`
+Written here instead of using pynmea2, because pynmea2 1.19 accepts sentences
+without a checksum by default, keeps empty fields as "" and coordinates as
+strings, and does not validate field ranges. `tools/bench_firmware.py`
 measures both parsers on the same sentences. Rules enforced:
 
 - framing `$` + 5-character address + fields + `*hh`, optional CR LF and no
@@ -190,7 +190,7 @@ def _check_checksum(text: str, payload: str, given: str) -> None:
         raise NmeaError(f"checksum field {given!r} of {text.strip()!r} is invalid: expected two hex digits after '*'")
     computed = xor_checksum(payload.encode("ascii", errors="replace"))
     if computed != int(given, 16):
-        raise NmeaChecksumError(f"checksum of {text.strip()!r} is {given.upper()} but the contents give {computed:02X}")
+        raise NmeaChecksumError(f"checksum of {text.strip()!r} is {given.upper()} but the computed checksum is {computed:02X}")
 
 
 def xor_checksum(data: bytes) -> int:
@@ -297,8 +297,8 @@ def _unit(text: str, expected: str, name: str) -> None:
 
 
 def _no_fix(talker: str, sentence_type: str, **kwargs: object) -> GpsFix:
-    kept = {key: value for key, value in kwargs.items() if key in ("time", "date", "fix_quality", "satellites_used", "hdop")}
-    return GpsFix(talker, sentence_type, False, **kept)  # type: ignore[arg-type]
+    carried = {key: value for key, value in kwargs.items() if key in ("time", "date", "fix_quality", "satellites_used", "hdop")}
+    return GpsFix(talker, sentence_type, False, **carried)  # type: ignore[arg-type]
 
 
 _MODES = "ADEFMNPRS"
@@ -373,7 +373,12 @@ def _parse_vtg(sentence: NmeaSentence) -> GpsFix:
     kmh = _number(f[6], "speed over ground", minimum=0.0)
     _unit(f[7], "K", "speed")
     mode = _choice(f[8], "mode indicator", _MODES) if len(f) > 8 else ""
-    speed = knots * KNOTS_TO_MPS if knots is not None else (kmh * KMH_TO_MPS if kmh is not None else None)
+    if knots is not None:
+        speed = knots * KNOTS_TO_MPS
+    elif kmh is not None:
+        speed = kmh * KMH_TO_MPS
+    else:
+        speed = None
     if mode == "N" or speed is None:
         return GpsFix(sentence.talker, "VTG", False)
     return GpsFix(sentence.talker, "VTG", True, speed_mps=speed, course_deg=course)

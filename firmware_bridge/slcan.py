@@ -8,9 +8,9 @@ Wire format, one line per frame ending with CR (0x0D):
 
 `L` is the DLC (0-8) and `ssss` an optional adapter timestamp in
 milliseconds, 0..59999, wrapping every minute. The id width comes from the
-frame letter, never from the id value. Commands (`S6`, `O`, `C`, `V`, ...)
-are answered with CR on success or BEL (0x07) on error; `SlcanLink` sends
-them one at a time and waits for that answer.
+frame letter, never from the id value. The adapter responds to each command
+(`S6`, `O`, `C`, `V`, ...) with CR on success or BEL (0x07) on error.
+`SlcanLink` sends commands one at a time and waits for that response.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ _FRAME_KINDS: dict[int, tuple[int, bool, bool]] = {
     ord("r"): (3, False, True),
     ord("R"): (8, True, True),
 }
-# Answers that may arrive after their command timed out: OK, transmit OK, error.
-_LATE_ANSWERS = frozenset({b"", b"z", b"Z", BEL})
+# Responses that may arrive after their command timed out: OK, transmit OK, error.
+_LATE_RESPONSES = frozenset({b"", b"z", b"Z", BEL})
 _HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 
 
@@ -188,7 +188,7 @@ class SlcanLink(SerialLink):
                     " (listen only)" if self.can_settings.listen_only else "")
 
     def command(self, text: str) -> bytes:
-        """Send one command and return the adapter's answer line (without CR).
+        """Send one command and return the adapter's response line (without CR).
 
         Raises SlcanCommandError on BEL and SlcanTimeoutError when neither CR
         nor BEL arrives within `command_timeout_s`.
@@ -200,14 +200,14 @@ class SlcanLink(SerialLink):
             self._awaiting_response = True
             try:
                 self.write(text.encode("ascii") + CR)
-                answer = self._wait_response(timeout)
+                response = self._wait_response(timeout)
             finally:
                 self._awaiting_response = False
-        if answer is None:
-            raise SlcanTimeoutError(f"SLCAN adapter on {self.settings.url} did not answer {text!r} within {timeout} s: check the adapter and its serial speed")
-        if answer == BEL:
+        if response is None:
+            raise SlcanTimeoutError(f"SLCAN adapter on {self.settings.url} did not respond to {text!r} within {timeout} s: check the adapter and its serial speed")
+        if response == BEL:
             raise SlcanCommandError(f"SLCAN adapter on {self.settings.url} rejected command {text!r} with BEL: check the command and the channel state")
-        return answer
+        return response
 
     def send(self, message: can.Message) -> None:
         """Transmit one frame; needs a channel opened with listen_only=False."""
@@ -221,7 +221,7 @@ class SlcanLink(SerialLink):
                 return self._responses.get(timeout=timeout)
             except queue.Empty:
                 return None
-        # On the reader thread (during on_open) nobody else reads the port, so pump it here.
+        # During on_open this runs on the reader thread, which then cannot deliver the response, so read the port here.
         deadline = _now() + timeout
         while _now() < deadline:
             self.pump_once()
@@ -238,10 +238,10 @@ class SlcanLink(SerialLink):
             return
         if self._awaiting_response:
             self._responses.put(frame)
-        elif frame in _LATE_ANSWERS:
-            logger.debug("link %s: answer %r arrived after its command timed out; ignored", self.name, frame)
+        elif frame in _LATE_RESPONSES:
+            logger.debug("link %s: response %r arrived after its command timed out; ignored", self.name, frame)
         else:
-            raise SlcanError(f"line {frame[:32]!r} is neither a frame nor an answer to a pending command")
+            raise SlcanError(f"line {frame[:32]!r} is neither a frame nor a response to a pending command")
 
 
 _now = time.monotonic

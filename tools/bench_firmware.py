@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark of the firmware_bridge parsers; writes JSON.
 
-Measures NMEA sentences parsed per second (firmware_bridge.nmea beside
-pynmea2 on the same sentences), how strict each NMEA parser is on a fixed set
-of malformed sentences, SLCAN lines decoded per second (codec alone, through
-the link's framing layer, and end to end over a pseudo-terminal), and MCU
-frames decoded per second. Input is the real data folder (EDGE_SDK_DATA,
+Measures NMEA sentences parsed per second, with firmware_bridge.nmea and
+pynmea2 on the same sentences, and how strict each NMEA parser is on a fixed
+set of malformed sentences. Also measures SLCAN lines decoded per second (the
+codec alone, through the link's framing layer, and end to end over a
+pseudo-terminal) and MCU frames decoded per second. Input is the real data folder (EDGE_SDK_DATA,
 default ../shared/data).
 
     python tools/bench_firmware.py --output bench.json

@@ -138,7 +138,7 @@ class NmeaFeeder(_Worker):
 
 
 class SlcanAdapterSim(_Worker):
-    """An SLCAN adapter: answers commands with CR (BEL for unknown ones) and, once opened, replays a candump log.
+    """An SLCAN adapter that responds to commands with CR (BEL for unknown ones) and, once opened, replays a candump log.
 
     Frames carry the SLCAN timestamp (log time in ms modulo 60000). `speed`
     scales the log's timing (1.0 real time, 0 as fast as the pty accepts).
@@ -183,9 +183,9 @@ class SlcanAdapterSim(_Worker):
             command = self._line.decode("ascii", errors="replace")
             self._line.clear()
             self.commands.append(command)
-            self.device.write(self._answer(command))
+            self.device.write(self._response_to(command))
 
-    def _answer(self, command: str) -> bytes:
+    def _response_to(self, command: str) -> bytes:
         if command in ("O", "L"):
             self.channel_open.set()
             return CR
@@ -203,7 +203,7 @@ class SlcanAdapterSim(_Worker):
 class McuSim(_Worker):
     """The vehicle MCU: acknowledges alerts, records them, sends heartbeats and vehicle states.
 
-    `drop_acks` leaves the first N frames that ask for an ACK unanswered, to exercise retries.
+    `drop_acks` leaves the first N frames that request an ACK without a reply, to exercise retries.
     """
 
     def __init__(self, device: PtyDevice, *, state: Callable[[], VehicleState | None] | None = None,

@@ -2,7 +2,7 @@
  * Test program for the MCU frame codec (needs a hosted libc; the codec does not).
  *
  *   test_mcu_frame vectors FILE   check every vector line of FILE, print "N passed, M failed"
- *   test_mcu_frame filter         read commands on stdin, one answer line each:
+ *   test_mcu_frame filter         read commands on stdin, print one result line for each:
  *       E <version> <type> <seq> <flags> <payload hex or ->  ->  wire hex (delimiter included) or ERR <code>
  *       D <block hex>                                         ->  OK <version> <type> <seq> <flags> <payload hex or -> or ERR <code>
  *       S <stream hex>                                        ->  one line per completed block, then END

@@ -74,7 +74,9 @@ def test_candump_parser_raises_only_slcan_error(line: str) -> None:
 
 def test_candump_remote_and_extended_lines() -> None:
     record = parse_candump_line("(1.000001) can1 1ABCDEF0#R3")
-    assert record.message.is_remote_frame and record.message.dlc == 3 and record.message.is_extended_id
+    assert record.message.is_remote_frame
+    assert record.message.dlc == 3
+    assert record.message.is_extended_id
     with pytest.raises(SlcanError, match="CAN FD"):
         parse_candump_line("(1.0) can0 123##1AABB")
 
@@ -117,7 +119,8 @@ def test_vehicle_links_snapshot_and_alert(data_dir: Path, vehicle_sim, tmp_path:
     links = VehicleLinks.from_config({"gps": {"url": sim.paths()["gps"]}, "mcu": {"url": sim.paths()["mcu"], "heartbeat_interval_s": 0.05}})
     try:
         links.start()
-        assert links.gps.wait_open(10) and links.mcu.wait_open(10)
+        assert links.gps.wait_open(10)
+        assert links.mcu.wait_open(10)
         sim.start()
         assert _wait_for(lambda: (links.snapshot()["gps"] or {}).get("has_fix") and links.snapshot()["mcu"] is not None)
         links.send_alert("stop_sign", "warning", 17)

@@ -192,7 +192,7 @@ def test_nmea_fix_quality_is_typed() -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=100))
-def test_nmea_parser_raises_only_nmea_error_on_bytes(data: bytes) -> None:
+def test_nmea_fuzzed_bytes_raise_nmea_error(data: bytes) -> None:
     try:
         parse_record(data)
     except NmeaError:
@@ -204,7 +204,7 @@ _FIELD = st.text(alphabet="0123456789.,-NSEWAVMTKn ", max_size=12)
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(["GPGGA", "GNRMC", "GPGLL", "GPVTG", "GPGSA", "GLGSV"]), st.lists(_FIELD, max_size=20))
-def test_nmea_parser_raises_only_nmea_error_on_valid_checksums(address: str, fields: list[str]) -> None:
+def test_nmea_fuzzed_fields_raise_nmea_error(address: str, fields: list[str]) -> None:
     try:
         parse_record(_with_checksum(",".join([address, *fields])))
     except NmeaError:
