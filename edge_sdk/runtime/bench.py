@@ -1,8 +1,8 @@
 """Measure `Model.predict()` against a bare interpreter `invoke()` on the same frames, in one run.
 
-Each round runs the bare path (the already preprocessed input tensor is set
-and invoked, as a hand-written loop would do at best) and then `predict()` on
-the frame the tensor came from, so both see the same load on the machine.
+Each round first runs the bare path: the already preprocessed input tensor is
+set and invoked, which is the least a hand-written loop can do. Then it runs
+`predict()` on the frame the tensor came from, so both see the same machine load.
 The overhead is the median of `predict()` minus the median of the bare path,
 relative to the bare path.
 """
@@ -48,7 +48,7 @@ class TimingStats:
 
 @dataclass(frozen=True, slots=True)
 class BenchReport:
-    """What `run_benchmark` measured; `to_dict()` is the JSON that `edge-sdk bench --json` prints."""
+    """Measurements of `run_benchmark`; `to_dict()` is the JSON that `edge-sdk bench --json` prints."""
 
     model: str
     backend: str

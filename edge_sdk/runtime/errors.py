@@ -2,7 +2,7 @@
 
 Each class also inherits the builtin a caller would expect, so
 `except FileNotFoundError` still catches a missing model. Messages name the
-file and say what to do next.
+file and the next step.
 """
 
 from edge_sdk.errors import EdgeSdkError

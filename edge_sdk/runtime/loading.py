@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BareModelOptions:
-    """What the caller says about a bare `.tflite` file, which has no manifest."""
+    """Caller-supplied facts about a bare `.tflite` file, which has no manifest."""
 
     labels: str | Path | None = None
     mean: Sequence[float] | float | None = None
@@ -66,7 +66,7 @@ def check_input_against_manifest(handle: InterpreterHandle, manifest: Manifest, 
     spec = manifest.input
     if shape[1:] != tuple(spec.shape[1:]) or dtype != spec.dtype:
         raise ModelConfigError(
-            f"{model_path} has input {list(shape)} {dtype} but its manifest says {list(spec.shape)} {spec.dtype}: "
+            f"{model_path} has input {list(shape)} {dtype} but its manifest records {list(spec.shape)} {spec.dtype}: "
             "the manifest belongs to another model; rebuild the package"
         )
     if dtype not in ("uint8", "int8"):

@@ -79,8 +79,8 @@ class Model:
         self._outputs = output_tensors(interpreter)
         self._outputs_by_name = {output.name: output for output in self._outputs}
         self._detection_roles = self._resolve_detection_roles() if manifest.task == "detection" else None
-        # NOTE: when no name told classes from scores, the first frame with
-        # detections decides by value (class ids are whole numbers).
+        # NOTE: when no output name identifies classes and scores, the first
+        # frame with detections decides by value (class ids are whole numbers).
         self._roles_checked = not self._manifest.extra.get("detection_roles_guessed", False)
 
     # ----- loading -------------------------------------------------------
@@ -303,7 +303,7 @@ class Model:
         assert self._detection_roles is not None
         if classes_look_like_scores(classes, scores):
             roles = self._detection_roles
-            logger.warning("%s: output %s holds scores and %s holds classes; swapping them", self._model_path,
+            logger.warning("%s: output %s contains scores and %s contains classes, so the two are swapped", self._model_path,
                            roles["classes"].name, roles["scores"].name)
             self._detection_roles = {**roles, "classes": roles["scores"], "scores": roles["classes"]}
         self._roles_checked = True

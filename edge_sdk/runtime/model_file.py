@@ -1,4 +1,4 @@
-"""Check a `.tflite` file before an interpreter sees it, and list its operators.
+"""Check a `.tflite` file before an interpreter loads it, and list its operators.
 
 A TFLite model is a FlatBuffer whose file identifier (bytes 4 to 8) is
 `TFL3`. This module reads the few tables it needs (operator codes, the
@@ -47,7 +47,7 @@ class OperatorCode:
 
 @dataclass(frozen=True, slots=True)
 class ModelFileInfo:
-    """What the runtime learns about a `.tflite` file without an interpreter."""
+    """Facts about a `.tflite` file read without an interpreter."""
 
     path: Path
     size_bytes: int
@@ -152,22 +152,12 @@ def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
     reader = _Reader(data, path)
     model = reader.unpack("<I", 0)
     codes = tuple(_read_operator_code(reader, table) for table in reader.tables(model, _MODEL_OPERATOR_CODES))
-    counts: Counter[int] = Counter()
     subgraphs = reader.tables(model, _MODEL_SUBGRAPHS)
-    for subgraph in subgraphs:
-        for operator in reader.tables(subgraph, _SUBGRAPH_OPERATORS):
-            index = reader.scalar(operator, _OPERATOR_OPCODE_INDEX, "<I")
-            if index >= len(codes):
-                raise reader.fail(f"an operator uses operator code {index} of {len(codes)}")
-            counts[index] += 1
-    for buffer in reader.tables(model, _MODEL_BUFFERS):
-        reader.vector(buffer, _BUFFER_DATA, 1)
-        offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
-        size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
-        if offset > 1 and offset + size > len(data):
-            raise reader.fail(f"a weight buffer at offset {offset} of {size} bytes lies outside the file")
     if not subgraphs:
         raise reader.fail("the model has no subgraph")
+    counts = _count_operators(reader, subgraphs, len(codes))
+    _check_buffers(reader, model)
+
     return ModelFileInfo(
         path=path,
         size_bytes=len(data),
@@ -178,9 +168,33 @@ def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
     )
 
 
+def _count_operators(reader: _Reader, subgraphs: list[int], code_count: int) -> Counter[int]:
+    counts: Counter[int] = Counter()
+    for subgraph in subgraphs:
+        for operator in reader.tables(subgraph, _SUBGRAPH_OPERATORS):
+            index = reader.scalar(operator, _OPERATOR_OPCODE_INDEX, "<I")
+            if index >= code_count:
+                raise reader.fail(f"an operator uses operator code {index} of {code_count}")
+            counts[index] += 1
+    return counts
+
+
+def _check_buffers(reader: _Reader, model: int) -> None:
+    """Check that every weight buffer lies inside the file, which is where a truncated download fails."""
+    for buffer in reader.tables(model, _MODEL_BUFFERS):
+        reader.vector(buffer, _BUFFER_DATA, 1)
+        offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
+        size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
+        # Models over 2 GB keep weights after the FlatBuffer, addressed by an
+        # offset from the file start. Offsets 0 and 1 are taken as "no external
+        # data". NOTE: no model over 2 GB was at hand to test this branch.
+        if offset > 1 and offset + size > len(reader.data):
+            raise reader.fail(f"a weight buffer at offset {offset} of {size} bytes lies outside the file")
+
+
 def _read_operator_code(reader: _Reader, table: int) -> OperatorCode:
-    # Since schema version 3a the code lives in `builtin_code` (int32); older
-    # files only set the int8 `deprecated_builtin_code`, so take the larger one.
+    # Newer files store the code in the int32 `builtin_code`, while older files
+    # only set the int8 `deprecated_builtin_code`, so take the larger one.
     deprecated = reader.scalar(table, _OPCODE_DEPRECATED_BUILTIN, "<b")
     builtin = reader.scalar(table, _OPCODE_BUILTIN, "<i")
     return OperatorCode(builtin_code=max(deprecated, builtin), custom_code=reader.string(table, _OPCODE_CUSTOM_CODE))

@@ -110,8 +110,8 @@ def find_detection_outputs(
 ) -> tuple[DetectionOutputs, bool] | None:
     """Find the tensors of boxes, classes, scores and count; None when the outputs do not fit.
 
-    Returns the names and whether names told classes from scores (False means
-    the two [1, N] outputs are in a guessed order). `signature_names` maps
+    Returns the names and whether names identified classes and scores (False
+    means the two [1, N] outputs are in a guessed order). `signature_names` maps
     tensor index to its signature output name (such as `detection_scores`).
     """
     boxes = [o for o in outputs if len(o.shape) == 3 and o.shape[-1] == 4]
@@ -139,7 +139,7 @@ def _split_classes_and_scores(
             suffixes[int(match.group(1) or 0)] = output
     if set(suffixes) == {1, 2}:
         return suffixes[1], suffixes[2], True
-    logger.info("detection outputs %s and %s have no role names: classes and scores will be told apart by their values", pair[0].name, pair[1].name)
+    logger.info("detection outputs %s and %s have no role names, so classes and scores are identified by value at the first detection", pair[0].name, pair[1].name)
     return pair[0], pair[1], False
 
 

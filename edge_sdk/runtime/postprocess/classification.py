@@ -11,8 +11,8 @@ from edge_sdk.runtime.postprocess.naming import label_for
 def to_probabilities(values: np.ndarray) -> np.ndarray:
     """Return the values as scores in [0, 1]: unchanged when they already are, else their softmax.
 
-    NOTE: a model that outputs logits which all happen to lie in [0, 1] is
-    taken as already normalized; such logits are rare but not impossible.
+    NOTE: logits that all happen to lie in [0, 1] are taken as scores
+    unchanged. Such logits are rare but possible.
     """
     values = np.asarray(values, dtype=np.float32).reshape(-1)
     if values.size and float(values.min()) >= 0.0 and float(values.max()) <= 1.0 + 1e-6:
