@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Measure the edge/cloud cascade on the GTSRB test images and write the figures as JSON.
+
+Edge: the `small` traffic-sign model from models/traffic_signs.py, converted
+to an int8 package with `edge-sdk convert` and run by `edge_sdk.runtime.Model`.
+Cloud: the `large` model of the same recipe, in float, run by the MaaS
+worker's `KerasCloudModel` on the frame after a JPEG round trip, as an
+escalated frame reaches it. A frame is escalated when the edge's top score is
+below the threshold, and then the cloud's result replaces the edge's.
+
+Models are trained and converted into --work-dir once and reused on later
+runs; delete the folder to retrain. Nothing is written into the repository
+except the JSON named by --output.
+
+Usage:
+    python tools/cascade_eval.py --data-dir ../shared/data --work-dir /tmp/edge-cascade --output cascade.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+logger = logging.getLogger("cascade_eval")
+
+DEFAULT_THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0)
+TARGET_RELATIVE_TOP1 = 0.98
+TARGET_MAX_ESCALATED = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """The cascade at one threshold: share of frames escalated and top-1 accuracy."""
+
+    threshold: float
+    escalated_share: float
+    cascade_top1: float
+    relative_to_cloud: float
+
+
+def train_once(variant: str, data: Path, work_dir: Path, epochs: int | None) -> dict:
+    """Train `variant` into work_dir/variant unless a model is already there; return its training report."""
+    from models.traffic_signs import train
+
+    output = work_dir / variant
+    report_path = output / "training_report.json"
+    if (output / "model.keras").is_file() and report_path.is_file():
+        logger.info("reusing the trained %s model in %s", variant, output)
+        return json.loads(report_path.read_text(encoding="utf-8"))
+    logger.info("training the %s model into %s", variant, output)
+    return train(data, output, variant=variant, epochs=epochs).to_dict()
+
+
+def convert_once(work_dir: Path, calibration: Path) -> Path:
+    """Convert the small model to an int8 package with `edge-sdk convert`, unless the package exists."""
+    package = work_dir / "small_int8"
+    if (package / "manifest.json").is_file():
+        logger.info("reusing the int8 package %s", package)
+        return package
+    command = [
+        sys.executable, "-m", "edge_sdk", "convert", str(work_dir / "small" / "model.keras"),
+        "--output", str(package), "--target", "cpu", "--quantize", "int8",
+        "--calibration", str(calibration), "--name", "traffic-signs-small", "--version", "1",
+        "--json", "--no-progress",
+    ]
+    logger.info("converting: %s", " ".join(command))
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"edge-sdk convert failed with code {completed.returncode}:\n{completed.stderr[-4000:]}")
+    return package
+
+
+def load_test_set(test_dir: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """Read the test images (BGR, as OpenCV decodes them) and their class ids from test_labels.csv."""
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    with (test_dir / "test_labels.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            image = cv2.imread(str(test_dir / row["path"]), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SystemExit(f"{test_dir / row['path']} could not be decoded: check the test folder")
+            images.append(image)
+            labels.append(int(row["class_id"]))
+    return images, np.asarray(labels)
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode a frame the way an escalation carries it to the cloud."""
+    from edge_sdk.cloud.requests import decode_jpeg
+
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise SystemExit("OpenCV could not JPEG-encode a test image")
+    return decode_jpeg(buffer.tobytes())
+
+
+def run_edge(package: Path, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Return the edge's class ids, top scores and mean milliseconds per frame."""
+    from edge_sdk.runtime import Model
+
+    classes, scores = [], []
+    with Model.load(package) as model:
+        started = time.perf_counter()
+        for image in images:
+            top = model.predict(image).top
+            classes.append(top.class_id if top else -1)
+            scores.append(top.score if top else 0.0)
+        elapsed = time.perf_counter() - started
+    return np.asarray(classes), np.asarray(scores), elapsed * 1000.0 / len(images)
+
+
+def run_cloud(model_path: Path, images: list[np.ndarray], batch: int = 64) -> tuple[np.ndarray, float]:
+    """Return the cloud model's class ids and mean milliseconds per frame in batches of `batch`."""
+    from edge_sdk.cloud.inference import KerasCloudModel
+
+    model = KerasCloudModel(model_path, name="traffic-signs-large")
+    classes: list[int] = []
+    started = time.perf_counter()
+    for start in range(0, len(images), batch):
+        for result in model.predict_batch(images[start : start + batch]):
+            classes.append(result.top.class_id if result.top else -1)
+    elapsed = time.perf_counter() - started
+    return np.asarray(classes), elapsed * 1000.0 / len(images)
+
+
+def cascade_curve(truth: np.ndarray, edge: np.ndarray, edge_scores: np.ndarray, cloud: np.ndarray, thresholds: list[float]) -> list[CurvePoint]:
+    cloud_top1 = float(np.mean(cloud == truth))
+    points = []
+    for threshold in thresholds:
+        escalated = edge_scores < threshold
+        cascade = np.where(escalated, cloud, edge)
+        top1 = float(np.mean(cascade == truth))
+        points.append(CurvePoint(threshold, round(float(np.mean(escalated)), 4), round(top1, 4), round(top1 / cloud_top1, 4) if cloud_top1 else 0.0))
+    return points
+
+
+def operating_point(truth: np.ndarray, edge: np.ndarray, edge_scores: np.ndarray, cloud: np.ndarray) -> CurvePoint | None:
+    """Return the lowest threshold (over every distinct edge score) reaching the target share of cloud-only top-1."""
+    candidates = sorted(set(float(score) for score in edge_scores) | {0.0, 1.0 + 1e-9})
+    cloud_top1 = float(np.mean(cloud == truth))
+    for point in cascade_curve(truth, edge, edge_scores, cloud, candidates):
+        if point.cascade_top1 >= TARGET_RELATIVE_TOP1 * cloud_top1:
+            return point
+    return None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="real-data folder holding gtsrb/")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/edge-cascade"), help="where trained models and the package are kept between runs")
+    parser.add_argument("--output", type=Path, default=Path("cascade.json"), help="JSON file to write")
+    parser.add_argument("--epochs-small", type=int, help="training epochs of the edge model (default: the recipe's)")
+    parser.add_argument("--epochs-large", type=int, help="training epochs of the cloud model (default: the recipe's)")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of escalated frames (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gtsrb = args.data_dir / "gtsrb"
+    train_data = gtsrb / "train_32x32.npz"
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+
+    reports = {
+        "small": train_once("small", train_data, args.work_dir, args.epochs_small),
+        "large": train_once("large", train_data, args.work_dir, args.epochs_large),
+    }
+    package = convert_once(args.work_dir, train_data)
+
+    images, truth = load_test_set(gtsrb / "test")
+    edge, edge_scores, edge_ms = run_edge(package, images)
+    escalated_frames = [jpeg_round_trip(image, args.jpeg_quality) for image in images]
+    cloud, cloud_ms = run_cloud(args.work_dir / "large" / "model.keras", escalated_frames)
+    cloud_png, _ = run_cloud(args.work_dir / "large" / "model.keras", images)
+
+    curve = cascade_curve(truth, edge, edge_scores, cloud, list(DEFAULT_THRESHOLDS))
+    best = operating_point(truth, edge, edge_scores, cloud)
+    result = {
+        "command": "python tools/cascade_eval.py " + " ".join(sys.argv[1:]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "test_images": len(truth),
+        "training": {variant: {k: report.get(k) for k in ("variant", "epochs", "seed", "train_samples", "validation_top1", "train_seconds")} for variant, report in reports.items()},
+        "edge_package": str(package),
+        "edge_top1": round(float(np.mean(edge == truth)), 4),
+        "cloud_top1": round(float(np.mean(cloud == truth)), 4),
+        "cloud_top1_without_jpeg": round(float(np.mean(cloud_png == truth)), 4),
+        "edge_ms_per_frame": round(edge_ms, 3),
+        "cloud_ms_per_frame_batch64": round(cloud_ms, 3),
+        "jpeg_quality": args.jpeg_quality,
+        "curve": [asdict(point) for point in curve],
+        "operating_point": asdict(best) if best else None,
+        "target": {"relative_top1": TARGET_RELATIVE_TOP1, "max_escalated_share": TARGET_MAX_ESCALATED},
+        "target_met": bool(best and best.escalated_share <= TARGET_MAX_ESCALATED),
+    }
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({key: result[key] for key in ("edge_top1", "cloud_top1", "operating_point", "target_met")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
