@@ -38,9 +38,13 @@ class MqttOutbox:
     def send(self, kind: MessageKind, body: Mapping[str, Any], *, capture_mono: float | None = None, retain: bool = False) -> int | None:
         """Publish one body; return its spool id, or None for QoS 0 or a message the spool limit dropped."""
         envelope = self.builder.build(kind, body)
-        spool_id = self.client.publish(self.topics.for_kind(kind), envelope, retain=retain)
-        if spool_id is not None and capture_mono is not None:
-            with self._lock:
+        if capture_mono is None:
+            return self.client.publish(self.topics.for_kind(kind), envelope, retain=retain)
+        # Held across publish() so that an acknowledgement arriving before the
+        # spool id is recorded waits in on_ack() instead of going unmeasured.
+        with self._lock:
+            spool_id = self.client.publish(self.topics.for_kind(kind), envelope, retain=retain)
+            if spool_id is not None:
                 if len(self._capture_by_spool_id) >= _MAX_TRACKED:
                     self._capture_by_spool_id.pop(next(iter(self._capture_by_spool_id)))
                 self._capture_by_spool_id[spool_id] = capture_mono
