@@ -13,6 +13,9 @@ script and committed. They are our own and tiny, with hand-set weights:
   zero point 128 and 0, and int8 with zero point 0 and -128.
 - `dominant_color_seg.tflite` applies the same rule to each pixel (a 1x1
   convolution), a float32 segmentation model with output [1, 32, 32, 3].
+- `gather_out_of_range.tflite` looks up a row of a 3-row table at index
+  int(10 * mean of the input): inputs in [0, 1] with a mean of 0.3 or more
+  ask for a row that does not exist, so invoke fails at run time.
 
 Usage: python tools/make_runtime_test_models.py [--out tests/runtime/models]
 Needs TensorFlow (the `convert` extra); takes well under a minute.
@@ -75,6 +78,25 @@ def build_segmenter():
     return tf.keras.Model(inputs, outputs)
 
 
+def build_invoke_failure():
+    import tensorflow as tf
+
+    table = tf.constant(np.eye(3, dtype=np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 3), tf.float32, name="image")])
+    def lookup(image):
+        index = tf.cast(tf.reduce_mean(image) * 10.0, tf.int32)
+        return tf.gather(table, tf.reshape(index, [1]))
+
+    return lookup
+
+
+def convert_function(function) -> bytes:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function).convert()
+
+
 def calibration_images(count: int = 64) -> Iterator[np.ndarray]:
     """Yield uint8 RGB images: random colors plus one all-0 and one all-255 image so the input range is exact."""
     rng = np.random.default_rng(7)
@@ -121,6 +143,7 @@ def main() -> int:
     for name, (dtype, normalization) in QUANTIZED_VARIANTS.items():
         files[name] = convert_quantized(classifier, dtype, normalization)
     files["dominant_color_seg.tflite"] = convert_float(build_segmenter())
+    files["gather_out_of_range.tflite"] = convert_function(build_invoke_failure())
 
     for name, content in files.items():
         (args.out / name).write_bytes(content)
@@ -129,6 +152,7 @@ def main() -> int:
     normalizations = {name: normalization for name, (_, normalization) in QUANTIZED_VARIANTS.items()}
     normalizations["dominant_color_float.tflite"] = SIGNED
     normalizations["dominant_color_seg.tflite"] = SIGNED
+    normalizations["gather_out_of_range.tflite"] = UNIT
     (args.out / "normalization.json").write_text(json.dumps(normalizations, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return 0
 

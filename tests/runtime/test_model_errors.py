@@ -11,6 +11,7 @@ from edge_sdk.runtime import (
     EdgeTpuModelError,
     InputImageError,
     InvalidModelError,
+    InvokeError,
     Model,
     ModelConfigError,
     ModelNotFoundError,
@@ -169,3 +170,13 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
     outcomes = completed.stdout.split()
     assert outcomes[:4] == ["EdgeTpuModelError", "UnsupportedOperatorError", "InvalidModelError", "InvalidModelError"]
     assert len(outcomes) == len(paths)
+
+
+def test_invoke_failure_is_invoke_error_and_model_recovers(models_dir):
+    path = models_dir / "gather_out_of_range.tflite"
+    with Model.load(path, mean=0, std=255, task="classification") as model:
+        with pytest.raises(InvokeError, match="failed while running") as info:
+            model.predict(np.full((8, 8, 3), 200, dtype=np.uint8))
+        assert str(path) in str(info.value)
+        assert isinstance(info.value, RuntimeError)
+        assert model.predict(np.zeros((8, 8, 3), dtype=np.uint8)).top.class_id == 0
