@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -104,13 +103,3 @@ class GpsLink(SerialLink):
         status["unsupported_sentences"] = self.unsupported_sentences
         return status
 
-
-def fix_to_dict(fix: GpsFix) -> dict[str, Any]:
-    """Return a parsed fix as a JSON-ready dict."""
-    values = dataclasses.asdict(fix)
-    for name in ("time", "date"):
-        if values[name] is not None:
-            values[name] = values[name].isoformat()
-    if values["fix_quality"] is not None:
-        values["fix_quality"] = fix.fix_quality.name.lower() if fix.fix_quality is not None else None
-    return values

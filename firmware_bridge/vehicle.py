@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from firmware_bridge.dbc import DbcDecoder
-from firmware_bridge.errors import BridgeConfigError, LinkClosedError
+from firmware_bridge.errors import BridgeConfigError, DbcError, LinkClosedError
 from firmware_bridge.gps import GpsLink
 from firmware_bridge.link import LinkSettings, SerialLink
 from firmware_bridge.mcu import McuLink, McuSettings
@@ -140,7 +140,13 @@ class VehicleLinks:
 
     def _on_can_frame(self, frame: SlcanFrame) -> None:
         assert self.decoder is not None
-        self.decoder.process(frame.message)
+        try:
+            self.decoder.process(frame.message)
+        except DbcError as exc:
+            # Counted in decoder.decode_errors; log the 1st, 2nd, 4th... so a bad frame cannot flood the log.
+            count = self.decoder.decode_errors
+            if count & (count - 1) == 0:
+                logger.warning("CAN frame skipped (%d decode errors so far): %s", count, exc)
 
     def _on_mcu_message(self, message: McuMessage) -> None:
         if isinstance(message, VehicleState):

@@ -202,3 +202,23 @@ def test_send_alert_rejects_unknown_kind() -> None:
     links = VehicleLinks.from_config({"mcu": {"url": "loop://"}})
     with pytest.raises(BridgeConfigError, match="alert kind 'unicorn' is unknown"):
         links.send_alert("unicorn", "info", 1)
+
+
+def test_can_frame_too_short_for_dbc_is_counted(data_dir: Path) -> None:
+    links = VehicleLinks.from_config({
+        "can": {
+            "url": "loop://",
+            "dbc": str(data_dir / "can" / "toyota_rav4_2017_pt_generated.dbc"),
+            "signals": {"speed": "SPEED.SPEED"},
+            "speed_signal": "speed",
+        }
+    })
+    links.can.feed(b"t0B42AABB\r")
+    links.can.feed(b"t0B48000000001D0B7A5E\r")
+    status = links.status()["can"]
+    snapshot = links.snapshot()
+    assert status["decode_errors"] == 1
+    assert status["handler_errors"] == 0
+    assert snapshot["can"]["speed"]["value"] == pytest.approx(29.38)
+    assert snapshot["speed"]["source"] == "can"
+    assert snapshot["speed"]["value_mps"] == pytest.approx(29.38 / 3.6)
