@@ -225,19 +225,24 @@ class MaasWorker:
                 self._reject(job.message, str(exc), job.checked.target)
                 continue
             ready.append(job)
-        if not ready:
-            return
+        # A model that cannot run a batch at once runs chunks of one, and each reply goes out
+        # as soon as its own chunk is done instead of waiting for the whole batch.
+        chunk = max(1, self.model.max_batch)
+        for start in range(0, len(ready), chunk):
+            self._run_chunk(ready[start : start + chunk], images[start : start + chunk])
+
+    def _run_chunk(self, jobs: list[_Job], images: list[Any]) -> None:
         try:
             results = self.model.predict_batch(images)
         except Exception as exc:  # noqa: BLE001 - every request of the batch still gets a reply
             with self._lock:
                 self._counters.model_failures += 1
-            logger.exception("model %s failed on a batch of %d requests", self.model.name, len(ready))
-            for job in ready:
+            logger.exception("model %s failed on a batch of %d requests", self.model.name, len(jobs))
+            for job in jobs:
                 self._publish_reply(job.checked.target, job.message, error=f"model {self.model.name} failed on this request: {exc}")
             return
         now = time.monotonic()
-        for job, result in zip(ready, results):
+        for job, result in zip(jobs, results):
             self._latency.add(now - job.received_mono)
             self._publish_reply(job.checked.target, job.message, result=result.to_dict())
 

@@ -252,3 +252,41 @@ def test_maas_killed_worker_loses_no_request(model_files, mosquitto, vehicle, ph
     assert workers["doomed"] == 20 - answered_before_restart
     for replies in vehicle.replies.values():
         assert replies[0].result["classifications"][0]["label"] == "macaw"
+
+
+class FailingOnGrayModel(TfliteCloudModel):
+    """The real classifier, except that it raises on a batch holding a gray frame.
+
+    No model in the test data loads and then fails at inference time, so this
+    stands in for a model that breaks on some inputs.
+    """
+
+    def predict_batch(self, images):
+        if any(float(image.std(axis=2).mean()) < 1.0 for image in images):
+            raise RuntimeError("tensor arena exhausted")
+        return super().predict_batch(images)
+
+
+def test_maas_model_failure_gets_error_replies(model_files, mosquitto, vehicle, photos) -> None:
+    model_path, labels = model_files
+    model = FailingOnGrayModel(model_path, labels=labels)
+    worker = MaasWorker(model, MqttConfig(host=mosquitto.host, port=mosquitto.port), MaasConfig(worker_id="fragile", prefix=PREFIX, status_interval_s=0.5))
+    worker.start(connect_timeout=10.0)
+    gray = cv2.cvtColor(cv2.cvtColor(cv2.imread(str(model_path.parent / "cat.bmp")), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    ok, gray_jpeg = cv2.imencode(".jpg", gray)
+    assert ok
+    try:
+        assert vehicle.wait_for_status("fragile", is_online) is not None
+        failing = vehicle.send_request(gray_jpeg.tobytes(), frame_id=1)
+        assert vehicle.wait_for_replies([failing], timeout=20.0)
+        working = vehicle.send_request(photos["parrot"], frame_id=2)
+        assert vehicle.wait_for_replies([working], timeout=20.0)
+        status = worker.status()
+    finally:
+        worker.stop()
+        model.close()
+
+    assert "tensor arena exhausted" in vehicle.replies[failing][0].error
+    assert vehicle.replies[failing][0].result is None
+    assert vehicle.replies[working][0].result["classifications"][0]["label"] == "macaw"
+    assert status["request_counts"]["model_failures"] == 1

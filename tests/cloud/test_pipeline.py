@@ -106,3 +106,12 @@ def test_telemetry_cli_rejects_missing_db_and_bad_time(tmp_path: Path, capsys) -
     assert "is not a time" in capsys.readouterr().err
     assert main(["telemetry", "query", "--db", str(missing), "--kind", "photos"]) == 1
     assert "unknown" in capsys.readouterr().err
+
+
+def test_maas_cli_rejects_unloadable_model(data_dir: Path, capsys) -> None:
+    code = main(["maas", "serve", "--model", str(data_dir / "coral" / "model_invoking_error.tflite"), "--broker", "mqtt://127.0.0.1:1"])
+    assert code == 1
+    assert "fake-op-double" in capsys.readouterr().err
+
+    assert main(["maas", "serve", "--model", str(data_dir / "coral" / "missing.tflite")]) == 1
+    assert "not found" in capsys.readouterr().err
