@@ -59,6 +59,7 @@ class PtyDevice:
     def replug(self) -> None:
         self.master_fd, self.slave_fd = os.openpty()
         tty.setraw(self.slave_fd)
+        os.set_blocking(self.master_fd, False)
         self.device = os.ttyname(self.slave_fd)
         if self.link is not None:
             tmp = self.link.with_suffix(".tmp")
@@ -77,14 +78,31 @@ class PtyDevice:
     close = unplug
 
     def write(self, data: bytes) -> None:
+        """Write all of `data`, waiting while the pty buffer is full; raises OSError once the device is closed."""
         view = memoryview(data)
         while view:
-            written = os.write(self.master_fd, view)
+            fd = self.master_fd
+            if fd < 0:
+                raise OSError(f"pty device {self.name} is closed")
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                # Nobody reads the other end yet: wait briefly, then check whether the device was closed.
+                select.select([], [fd], [], 0.1)
+                continue
             view = view[written:]
 
     def read_available(self, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.master_fd], [], [], timeout)
-        return os.read(self.master_fd, 4096) if ready else b""
+        fd = self.master_fd
+        if fd < 0:
+            raise OSError(f"pty device {self.name} is closed")
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(fd, 4096)
+        except BlockingIOError:
+            return b""
 
 
 class _Worker:
@@ -104,7 +122,7 @@ class _Worker:
     def _guarded_run(self) -> None:
         try:
             self.run()
-        except OSError as exc:  # the device was unplugged or closed
+        except (OSError, ValueError) as exc:  # the device was unplugged or closed under this thread
             logger.debug("%s stopped: %s", self._thread.name, exc)
         finally:
             self.done.set()
