@@ -285,8 +285,25 @@ def _write_package(
         extra={"conversion": _manifest_summary(report, mode)},
     )
     write_package(options.output, manifest, model_bytes, labels)
+    if not compiled:
+        _verify_package(Path(options.output))
     report.package = str(options.output)
     report.write(_report_path(options))
+
+
+def _verify_package(directory: Path) -> None:
+    """Load the written package with the runtime's `Model`; delete it and raise when that fails."""
+    import shutil
+
+    from edge_sdk.package.errors import PackageError
+    from edge_sdk.runtime import Model
+    from edge_sdk.runtime.errors import RuntimeModelError
+
+    try:
+        Model.load(directory).close()
+    except (RuntimeModelError, PackageError) as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ModelCheckError(f"the written package {directory} does not load in the runtime ({exc}); it was removed") from exc
 
 
 def _manifest_summary(report: ConversionReport, mode: str) -> dict[str, Any]:

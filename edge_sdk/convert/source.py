@@ -149,7 +149,8 @@ def _keras_input_shape(model: Any, name: str) -> tuple[int | None, int, int, int
         shapes = list(build_shape.values())
         if len(shapes) != 1:
             raise SourceModelError(f"model {name} is a subclassed model that was never called: call it once on a batch of images before converting")
-        shape = tuple(shapes[0])
+        # The recorded batch is whatever the first call used, not a property of the model.
+        shape = (None, *tuple(shapes[0])[1:])
     else:
         if len(inputs) != 1:
             raise SourceModelError(f"model {name} has {len(inputs)} inputs: the converter handles image models with one input")
