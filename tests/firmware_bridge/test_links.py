@@ -7,13 +7,16 @@ from pathlib import Path
 
 import can
 import pytest
+import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge.candump import parse_candump_line
 from firmware_bridge.errors import (BridgeConfigError, McuAckTimeoutError, McuFrameError, SlcanCommandError, SlcanError)
 from firmware_bridge.link import LinkSettings, LinkState
+from firmware_bridge.mcu import McuLink, McuSettings
 from firmware_bridge.mcu_protocol import Gear, VehicleState, decode_frame, decode_payload
+from firmware_bridge.mcu_protocol import encode_message as encode_mcu
 from firmware_bridge.slcan import SlcanLink, SlcanSettings, decode_frame as decode_slcan, encode_frame as encode_slcan
 from firmware_bridge.vehicle import VehicleLinks
 
@@ -138,6 +141,7 @@ def test_vehicle_links_snapshot_and_alert(data_dir: Path, vehicle_sim, tmp_path:
     assert sim.workers["mcu"].alerts[0].text_id == 17
     assert status["gps"]["state"] == "open"
     assert status["gps"]["checksum_errors"] == 0
+    assert status["mcu"]["heartbeat_age_s"] is not None
 
 
 def test_mcu_alert_retries_then_times_out(vehicle_sim, tmp_path: Path) -> None:
@@ -222,3 +226,46 @@ def test_can_frame_too_short_for_dbc_is_counted(data_dir: Path) -> None:
     assert snapshot["can"]["speed"]["value"] == pytest.approx(29.38)
     assert snapshot["speed"]["source"] == "can"
     assert snapshot["speed"]["value_mps"] == pytest.approx(29.38 / 3.6)
+
+
+def test_link_open_is_exclusive(vehicle_sim, tmp_path: Path) -> None:
+    device = vehicle_sim.PtyDevice("gps", tmp_path)
+    links = VehicleLinks.from_config({"gps": {"url": device.path}})
+    try:
+        links.start()
+        assert links.gps.wait_open(10)
+        with pytest.raises(serial.SerialException):
+            serial.serial_for_url(device.path, exclusive=True)
+    finally:
+        links.stop()
+        device.close()
+
+
+def test_slcan_silent_adapter_times_out(vehicle_sim, tmp_path: Path) -> None:
+    device = vehicle_sim.PtyDevice("can", tmp_path)
+    link = SlcanLink("can", LinkSettings(device.path), SlcanSettings(command_timeout_s=0.2))
+    try:
+        link.start()
+        assert link.wait_open(10)
+        assert _wait_for(lambda: link.events.last_error is not None)
+    finally:
+        link.stop()
+        device.close()
+    assert "did not respond to 'C'" in link.events.last_error
+    assert not link.channel_open.is_set()
+
+
+def test_mcu_repeated_frame_delivered_once() -> None:
+    received: list[object] = []
+    link = McuLink("mcu", LinkSettings("loop://"), McuSettings(heartbeat_interval_s=0), on_message=received.append)
+    frame = encode_mcu(VehicleState(10.0, 1.5, Gear.REVERSE, 0), 9, ack_request=True)
+    try:
+        link.start()
+        assert link.wait_open(10)
+        link.feed(frame)
+        link.feed(frame)
+    finally:
+        link.stop()
+    assert len(received) == 1
+    assert link.mcu_counters.duplicates == 1
+    assert link.events.handler_errors == 0
