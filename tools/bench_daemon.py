@@ -9,7 +9,7 @@ memory (ru_maxrss from wait4) belongs to that stage alone:
 - pipeline: the daemon on the same clip (file source, pace "lockstep" so
   every frame is processed once), publishing to a Mosquitto broker started on
   a free loopback port. Throughput is frames divided by the time from the
-  first inference start to the last broker acknowledgement; capture-to-ack
+  first inference start to the last broker acknowledgement. Capture-to-ack
   latency percentiles come from the daemon's own measurement.
 
 Usage:

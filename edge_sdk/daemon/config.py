@@ -82,8 +82,8 @@ class EscalationSection:
     sample_rate: float = setting(0.0, "Fraction of the other frames escalated at random.", minimum=0.0, maximum=1.0)
     jpeg_quality: int = setting(85, "JPEG quality of the uploaded frame.", minimum=1, maximum=100)
     max_side: int = setting(640, "Longest side of the uploaded frame; larger frames are downscaled.", unit="px", minimum=32)
-    timeout_s: float = setting(5.0, "Time after which an unanswered request counts as timed out.", unit="s", minimum=0.1)
-    max_pending: int = setting(16, "Requests waiting for an answer at most; further frames are not escalated.", minimum=1)
+    timeout_s: float = setting(5.0, "Time after which an request without a reply counts as timed out.", unit="s", minimum=0.1)
+    max_pending: int = setting(16, "Requests waiting for a reply at most; further frames are not escalated.", minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +277,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise DaemonConfigError(f"{path} holds a YAML {type(data).__name__}, expected a mapping of keys at the top level", key=None, value=data)
+        raise DaemonConfigError(f"{path} contains a YAML {type(data).__name__} at the top level, expected a mapping of keys", key=None, value=data)
     return data
 
 

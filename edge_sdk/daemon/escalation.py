@@ -1,11 +1,11 @@
-"""Vehicle side of cloud escalation: which frames go up, the uplink budget, and matching the answers.
+"""Vehicle side of cloud escalation: which frames go up, the uplink budget, and matching the replies.
 
 The pipeline calls `Escalator.offer()` for each result; it decides at once
 (policy, room for another pending request) and never blocks. A worker
 thread encodes the JPEG, spends the uplink budget and publishes the request.
-`handle_reply()` matches an answer by correlation id and hands the merged
-answer to `on_answer`; requests not answered within `timeout_s` are
-counted as timed out, and an answer arriving after that is counted as late.
+`handle_reply()` matches a reply by correlation id and hands the merged
+reply to `on_reply`; requests not answered within `timeout_s` are
+counted as timed out, and a reply arriving after that is counted as late.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def encode_jpeg(image: np.ndarray, max_side: int, quality: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class EscalationTicket:
-    """What the pipeline hands over for one escalated frame."""
+    """Data the pipeline hands over for one escalated frame."""
 
     correlation_id: str
     reason: str
@@ -123,8 +123,8 @@ class EscalationTicket:
 
 
 @dataclass(frozen=True, slots=True)
-class CloudAnswer:
-    """A cloud answer matched to its request. `rtt_ms` runs from publishing the request to receiving the answer."""
+class CloudReply:
+    """A cloud reply matched to its request. `rtt_ms` runs from publishing the request to receiving the reply."""
 
     ticket: EscalationTicket
     result: dict[str, Any] | None
@@ -146,12 +146,12 @@ RequestSender = Callable[[EscalationTicket, bytes, Callable[[int], bool]], int |
 
 
 class Escalator:
-    """Sends escalation requests off the pipeline's thread and matches the answers."""
+    """Sends escalation requests off the pipeline's thread and matches the replies."""
 
-    def __init__(self, budget: UplinkBudget, send: RequestSender, on_answer: Callable[[CloudAnswer], None]) -> None:
+    def __init__(self, budget: UplinkBudget, send: RequestSender, on_reply: Callable[[CloudReply], None]) -> None:
         self.budget = budget
         self._send = send
-        self._on_answer = on_answer
+        self._on_reply = on_reply
         self._queue: queue.Queue[EscalationTicket] = queue.Queue(_QUEUE_SIZE)
         self._pending: dict[str, _Pending] = {}
         self._expired: dict[str, float] = {}
@@ -167,7 +167,7 @@ class Escalator:
             self._thread.start()
 
     def offer(self, policy: EscalationPolicy, result: InferenceResult, *, frame_id: str, source_id: str, frame_seq: int, capture_time: float, image: np.ndarray) -> EscalationTicket | None:
-        """Queue the frame for escalation when the policy asks for it and there is room; never blocks."""
+        """Queue the frame for escalation when the policy selects it and there is room; never blocks."""
         reason = policy.decide(result)
         if reason is None:
             return None
@@ -199,7 +199,7 @@ class Escalator:
         rtt_ms = (received - pending.sent_mono) * 1000.0
         self.rtt.add(rtt_ms)
         self.counters.add("errors" if error else "answered")
-        self._on_answer(CloudAnswer(pending.ticket, result, error, model, worker_id, rtt_ms))
+        self._on_reply(CloudReply(pending.ticket, result, error, model, worker_id, rtt_ms))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -207,7 +207,7 @@ class Escalator:
         return {**self.counters.snapshot(), "pending": pending, "rtt_ms": self.rtt.percentiles(50, 95), "budget": self.budget.stats()}
 
     def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for queued requests to go out and pending ones to be answered or time out."""
+        """Wait up to `timeout` seconds for queued requests to go out and pending ones to get a reply or time out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
@@ -269,4 +269,4 @@ class Escalator:
                 del self._expired[cid]
         if expired:
             self.counters.add("timed_out", len(expired))
-            logger.info("escalation: %d requests timed out without a cloud answer", len(expired))
+            logger.info("escalation: %d requests timed out without a cloud reply", len(expired))

@@ -33,7 +33,7 @@ _ERROR_LOG_EVERY = 100
 
 
 class Predictor(Protocol):
-    """What the pipeline needs of a model: `edge_sdk.runtime.Model` fits."""
+    """Interface the pipeline needs of a model; `edge_sdk.runtime.Model` implements it."""
 
     def predict(self, image_bgr: np.ndarray) -> InferenceResult: ...
 
@@ -59,7 +59,7 @@ class SourceFinished:
 
 @dataclass(slots=True)
 class SourceSlot:
-    """A source as one inference thread sees it; `fps_limit` 0 means no limit."""
+    """A source as one inference thread schedules it; `fps_limit` 0 means no limit."""
 
     source: Source
     fps_limit: float = 0.0

@@ -1,11 +1,11 @@
-"""The publishing stage: results, events, summaries and cloud answers become messages.
+"""The publishing stage: results, events, summaries and cloud replies become messages.
 
 Message bodies (the `body` of the transport's JSON envelope) are built here
 and documented in docs/daemon.md:
 
 - results topic, `"type": "frame"`: one per processed frame, `"source": "edge"`;
   a second one with `"source": "cloud"` carries both results when the cloud
-  answers an escalated frame;
+  replies an escalated frame;
 - results topic, `"type": "summary"`: one per source and period;
 - events topic: one per object event (new, update, end).
 """
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from edge_sdk.daemon.alerts import AlertDispatcher
 from edge_sdk.daemon.config import AlertSection, DaemonConfig
-from edge_sdk.daemon.escalation import CloudAnswer, EscalationPolicy, Escalator
+from edge_sdk.daemon.escalation import CloudReply, EscalationPolicy, Escalator
 from edge_sdk.daemon.pipeline import PipelineMetrics, Processed, SourceFinished
 from edge_sdk.daemon.summary import PeriodSummary
 from edge_sdk.daemon.tracker import EventKind, IouTracker, ObjectEvent, TrackerSettings
@@ -48,7 +48,7 @@ class VehicleHooks:
 
 
 class ResultPublisher:
-    """Consumes the pipeline's queue in one thread and publishes what the config asks for."""
+    """Consumes the pipeline's queue in one thread and publishes the messages the config selects."""
 
     def __init__(
         self,
@@ -117,8 +117,8 @@ class ResultPublisher:
     def _handle(self, item: object) -> None:
         if isinstance(item, Processed):
             self._on_processed(item)
-        elif isinstance(item, CloudAnswer):
-            self._on_cloud_answer(item)
+        elif isinstance(item, CloudReply):
+            self._on_cloud_reply(item)
         elif isinstance(item, SourceFinished):
             self._finished.add(item.source_id)
             self._send_events(self._trackers[item.source_id].finish())
@@ -180,8 +180,8 @@ class ResultPublisher:
             body["vehicle"] = state
         return body
 
-    def _on_cloud_answer(self, answer: CloudAnswer) -> None:
-        ticket = answer.ticket
+    def _on_cloud_reply(self, reply: CloudReply) -> None:
+        ticket = reply.ticket
         body: dict[str, Any] = {
             "type": "frame",
             "source": "cloud",
@@ -192,13 +192,13 @@ class ResultPublisher:
             "correlation_id": ticket.correlation_id,
             "reason": ticket.reason,
             "edge": ticket.edge_result.to_dict(),
-            "cloud": answer.result,
-            "cloud_model": answer.model,
-            "worker_id": answer.worker_id,
-            "rtt_ms": round(answer.rtt_ms, 3),
+            "cloud": reply.result,
+            "cloud_model": reply.model,
+            "worker_id": reply.worker_id,
+            "rtt_ms": round(reply.rtt_ms, 3),
         }
-        if answer.error is not None:
-            body["error"] = answer.error
+        if reply.error is not None:
+            body["error"] = reply.error
         self.outbox.send(MessageKind.RESULTS, body)
         self.metrics.counters.add("cloud_results_published")
 

@@ -1,11 +1,11 @@
 """`Daemon`: wires sources, models, pipeline, MQTT, escalation and vehicle links, and runs until stopped.
 
 `run()` returns when every source has ended (files without `loop`) or
-`request_stop()` was called (from a SIGTERM/SIGINT handler). Shutdown order:
-sources stop, inference threads finish the frame in hand, queued results are
-published for up to `shutdown_timeout_s`, tracked objects get their "end"
-events, then the client flushes what the broker acknowledges in time and
-publishes "offline"; everything else stays in the spool for the next start.
+`request_stop()` was called (from a SIGTERM/SIGINT handler). On shutdown the
+sources stop and each inference thread finishes the frame in hand. Queued
+results are published for up to `shutdown_timeout_s`, and tracked objects get
+their "end" events. Then the client flushes what the broker acknowledges in
+time and publishes "offline". Everything else stays in the spool for the next start.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from edge_sdk.daemon.config import DaemonConfig, ModelSection
 from edge_sdk.daemon.errors import DaemonConfigError, DaemonError
-from edge_sdk.daemon.escalation import CloudAnswer, EscalationPolicy, EscalationTicket, Escalator, UplinkBudget
+from edge_sdk.daemon.escalation import CloudReply, EscalationPolicy, EscalationTicket, Escalator, UplinkBudget
 from edge_sdk.daemon.outbox import MqttOutbox
 from edge_sdk.daemon.pipeline import InferenceWorker, PipelineMetrics, Predictor, SourceSlot
 from edge_sdk.daemon.publisher import ResultPublisher, VehicleHooks
@@ -202,7 +202,7 @@ class Daemon:
         if not any(m.escalation.enabled for m in self.config.models.values()):
             return
         assert self._client is not None
-        self._escalator = Escalator(UplinkBudget(self.config.uplink), self._send_escalation, self._queue_answer)
+        self._escalator = Escalator(UplinkBudget(self.config.uplink), self._send_escalation, self._queue_reply)
         self._client.subscribe(self.topics.escalation_replies, self._on_reply, qos=1)
         self._escalator.start()
 
@@ -245,12 +245,12 @@ class Daemon:
             correlation_id = bytes(data).decode("utf-8", errors="replace")
         self._escalator.handle_reply(correlation_id, reply.result, reply.error, reply.model.to_dict(), reply.worker_id)
 
-    def _queue_answer(self, answer: CloudAnswer) -> None:
+    def _queue_reply(self, reply: CloudReply) -> None:
         try:
-            self._queue.put(answer, timeout=1.0)
+            self._queue.put(reply, timeout=1.0)
         except queue.Full:
-            self.metrics.counters.add("cloud_answers_dropped")
-            logger.warning("escalation: publishing queue full, cloud answer for frame %s dropped", answer.ticket.frame_id)
+            self.metrics.counters.add("cloud_replies_dropped")
+            logger.warning("escalation: publishing queue full, cloud reply for frame %s dropped", reply.ticket.frame_id)
 
     # -- run and stop ---------------------------------------------------
 
@@ -276,7 +276,7 @@ class Daemon:
             if not worker.join(_WORKER_JOIN_S):
                 logger.warning("daemon: inference thread %s did not stop within %.0f s", worker.model_name, _WORKER_JOIN_S)
         if self._escalator is not None:
-            # Answers to frames already sent are still worth publishing; wait for them within the shutdown budget.
+            # Replies to frames already sent are still worth publishing, so wait for them within the shutdown budget.
             longest = max(m.escalation.timeout_s for m in self.config.models.values() if m.escalation.enabled)
             self._escalator.drain(min(longest, self.config.shutdown_timeout_s))
         if self._publisher is not None:

@@ -70,7 +70,9 @@ def test_daemon_publishes_events_summary_and_status(tmp_path: Path, data_dir: Pa
     assert last["drops"] == 0
     assert last["inference_ms"]["p50"] > 0
     assert last["sources"]["front"]["state"] == "ended"
-    assert "spool" in last and "queues" in last and "cpu_temperature_c" in last
+    assert "spool" in last
+    assert "queues" in last
+    assert "cpu_temperature_c" in last
 
 
 def test_daemon_slow_model_drops_frames_never_repeats(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:

@@ -1,4 +1,4 @@
-"""Escalation through the real broker: a stand-in cloud responder answers the daemon's requests."""
+"""Escalation through the real broker: a stand-in cloud responder replies to the daemon's requests."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ BYTES_PER_S = 100_000
 
 
 class Responder:
-    """Answers escalation requests with a fixed cloud result, leaving every `skip_every`-th one unanswered."""
+    """Replies to escalation requests with a fixed cloud result, except every `skip_every`-th one."""
 
     def __init__(self, host: str, port: int, protocol: str, skip_every: int = 5) -> None:
         version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311

@@ -1,4 +1,4 @@
-"""Escalation parts without a broker: policy, uplink budget, JPEG size, answer matching and timeouts."""
+"""Escalation parts without a broker: policy, uplink budget, JPEG size, reply matching and timeouts."""
 
 from __future__ import annotations
 
