@@ -194,6 +194,8 @@ class MaasWorker:
             self._reject(message, str(exc), salvage_reply_target(message.payload, message.properties))
             return
         try:
+            # NOTE: a full queue (max_queue) blocks paho's network thread here until a batch
+            # finishes, which also delays keepalive pings; size max_queue for bursts.
             self._batcher.submit(_Job(checked, message, time.monotonic()))
         except BatcherClosedError:
             # Left unacknowledged: the broker sends it again when this worker id reconnects.
