@@ -146,6 +146,7 @@ def run_bench(args: argparse.Namespace) -> int:
         stats = data[key]
         print(f"  {key:12s} median {stats['median_ms']:.3f} ms  p99 {stats['p99_ms']:.3f} ms")
     print(f"  overhead of predict() over bare invoke: {data['overhead_ms']:.3f} ms ({data['overhead_percent']:.1f}%)")
+    print(f"  work predict() adds around its own invoke: {data['added_work_ms']:.3f} ms ({data['added_work_percent']:.1f}%)")
     return 0
 
 

@@ -75,6 +75,7 @@ def test_bench_json_reports_medians_and_overhead(models_dir, coral_dir):
         assert report[key]["median_ms"] > 0
         assert report[key]["p99_ms"] >= report[key]["median_ms"]
     assert report["overhead_ms"] == report["predict"]["median_ms"] - report["bare_invoke"]["median_ms"]
+    assert report["added_work_ms"] > 0
     assert report["fast_path"] is True
     height, width = cv2.imread(str(coral_dir / "parrot.jpg")).shape[:2]
     assert report["frame_size"] == [width, height]
