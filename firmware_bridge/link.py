@@ -174,9 +174,8 @@ class SerialLink:
         delay = self.settings.reconnect_initial_s
         while not self._stop_event.is_set():
             if self._port is None:
-                if self._open_port():
+                if self._open_port() and self._run_on_open():
                     delay = self.settings.reconnect_initial_s
-                    self._run_on_open()
                 else:
                     self._stop_event.wait(delay)
                     delay = min(delay * 2, self.settings.reconnect_max_s)
@@ -244,14 +243,18 @@ class SerialLink:
         logger.info("link %s: opened %s", self.name, self.settings.url)
         return True
 
-    def _run_on_open(self) -> None:
+    def _run_on_open(self) -> bool:
+        # Any setup failure closes the port, so the setup is retried with backoff after the reopen.
         try:
             self.on_open()
         except (serial.SerialException, OSError) as exc:
             self._mark_lost(exc)
+            return False
         except Exception as exc:  # a failed setup step must not kill the reader thread
-            self.events.last_error = str(exc)
             logger.error("link %s: setup after open failed: %s", self.name, exc)
+            self._mark_lost(exc)
+            return False
+        return True
 
     def _mark_lost(self, exc: BaseException) -> None:
         if self._stop_event.is_set():

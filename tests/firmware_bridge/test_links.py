@@ -269,3 +269,25 @@ def test_mcu_repeated_frame_delivered_once() -> None:
     assert len(received) == 1
     assert link.mcu_counters.duplicates == 1
     assert link.events.handler_errors == 0
+
+
+def test_slcan_setup_rejected_is_retried(vehicle_sim, tmp_path: Path) -> None:
+    class RejectingAdapter(vehicle_sim.SlcanAdapterSim):
+        def _response_to(self, command: str) -> bytes:
+            return b"\x07" if command.startswith("S") else b"\r"
+
+    device = vehicle_sim.PtyDevice("can", tmp_path)
+    adapter = RejectingAdapter(device, [])
+    link = SlcanLink("can", LinkSettings(device.path, reconnect_initial_s=0.05, reconnect_max_s=0.1), SlcanSettings())
+    try:
+        adapter.start()
+        link.start()
+        assert _wait_for(lambda: link.events.losses >= 2)
+    finally:
+        link.stop()
+        adapter.stop_event.set()
+        device.close()
+        adapter.stop()
+    assert "rejected command 'S6' with BEL" in (link.events.last_error or "")
+    assert adapter.commands.count("S6") >= 2
+    assert not link.channel_open.is_set()
