@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Exits 1 without a package when no candidate stays within --max-accuracy-drop."
         ),
     )
+
     parser.add_argument("model", help="a .keras or .h5 file, or a SavedModel directory")
     parser.add_argument("-o", "--output", required=True, help="package directory to write")
     parser.add_argument("--target", choices=TARGET_CHOICES, default="cpu", help="where the model runs (default: cpu)")
@@ -32,10 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="quantization mode; default per target: cpu auto, jetson fp16, coral int8 (uint8 input and output)",
     )
+
     parser.add_argument("--calibration", type=Path, help="folder of images, video file, or .npy/.npz array of real frames")
     parser.add_argument("--samples", type=int, default=200, help="number of calibration samples to use (default: 200)")
     parser.add_argument("--validation", type=Path, help="labelled set: a folder with one sub-folder per class, or a CSV of path,label")
     parser.add_argument("--labels", type=Path, help="labels file, one class name per line (default: labels.txt beside the model)")
+
     parser.add_argument("--name", help="package name (default: the model file name)")
     parser.add_argument("--version", dest="model_version", default="1", help="package version string (default: 1)")
     parser.add_argument("--task", choices=("classification", "detection", "segmentation"), default="classification", help="model task recorded in the manifest")
@@ -43,10 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resize", choices=("stretch", "letterbox", "center_crop"), default="stretch", help="how frames are fitted to the input size")
     parser.add_argument("--mean", type=_floats, default=(0.0,), help="per-channel mean subtracted from 0-255 pixels, e.g. 127.5 or 123.7,116.3,103.5 (default: 0)")
     parser.add_argument("--std", type=_floats, default=(1.0,), help="per-channel divisor applied after the mean (default: 1)")
+
     parser.add_argument("--max-accuracy-drop", type=float, default=1.0, help="allowed top-1 loss in percentage points (default: 1.0)")
     parser.add_argument("--report", type=Path, help="where to write the JSON report (default: OUTPUT.report.json)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads for timing (default: the backend's)")
     parser.add_argument("--no-compile", action="store_true", help="coral: do not run edgetpu_compiler even when it is installed")
+
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_convert)
