@@ -184,3 +184,105 @@ int mcu_decoder_push(mcu_decoder_t *decoder, uint8_t byte, mcu_frame_t *frame)
     decoder->length = 0;
     return status == MCU_OK ? 1 : status;
 }
+
+static void put_u16(uint8_t *out, uint16_t value)
+{
+    out[0] = (uint8_t)(value & 0xFFu);
+    out[1] = (uint8_t)(value >> 8);
+}
+
+static uint16_t get_u16(const uint8_t *in)
+{
+    return (uint16_t)(in[0] | (uint16_t)(in[1] << 8));
+}
+
+static int check_payload(const mcu_frame_t *frame, uint8_t type, uint8_t size)
+{
+    return (frame->type == type && frame->length == size) ? MCU_OK : MCU_ERR_PAYLOAD;
+}
+
+void mcu_pack_heartbeat(const mcu_heartbeat_t *message, mcu_frame_t *frame)
+{
+    frame->type = MCU_MSG_HEARTBEAT;
+    frame->length = MCU_HEARTBEAT_SIZE;
+    put_u16(&frame->payload[0], (uint16_t)(message->uptime_ms & 0xFFFFu));
+    put_u16(&frame->payload[2], (uint16_t)(message->uptime_ms >> 16));
+    frame->payload[4] = message->state;
+}
+
+void mcu_pack_vehicle_state(const mcu_vehicle_state_t *message, mcu_frame_t *frame)
+{
+    frame->type = MCU_MSG_VEHICLE_STATE;
+    frame->length = MCU_VEHICLE_STATE_SIZE;
+    put_u16(&frame->payload[0], message->speed_centi_kmh);
+    /* Two's complement on the wire, whatever the MCU's own integer representation. */
+    put_u16(&frame->payload[2], (uint16_t)((uint16_t)message->steering_decideg & 0xFFFFu));
+    frame->payload[4] = message->gear;
+    frame->payload[5] = message->indicators;
+}
+
+void mcu_pack_driver_alert(const mcu_driver_alert_t *message, mcu_frame_t *frame)
+{
+    frame->type = MCU_MSG_DRIVER_ALERT;
+    frame->length = MCU_DRIVER_ALERT_SIZE;
+    frame->payload[0] = message->kind;
+    frame->payload[1] = message->severity;
+    put_u16(&frame->payload[2], message->text_id);
+}
+
+void mcu_pack_ack(const mcu_ack_t *message, mcu_frame_t *frame)
+{
+    frame->type = MCU_MSG_ACK;
+    frame->length = MCU_ACK_SIZE;
+    frame->payload[0] = message->acked_type;
+    frame->payload[1] = message->acked_seq;
+    frame->payload[2] = message->status;
+}
+
+int mcu_unpack_heartbeat(const mcu_frame_t *frame, mcu_heartbeat_t *message)
+{
+    if (check_payload(frame, MCU_MSG_HEARTBEAT, MCU_HEARTBEAT_SIZE) != MCU_OK) {
+        return MCU_ERR_PAYLOAD;
+    }
+    message->uptime_ms = (uint32_t)get_u16(&frame->payload[0]) | ((uint32_t)get_u16(&frame->payload[2]) << 16);
+    message->state = frame->payload[4];
+    return MCU_OK;
+}
+
+int mcu_unpack_vehicle_state(const mcu_frame_t *frame, mcu_vehicle_state_t *message)
+{
+    uint16_t steering;
+
+    if (check_payload(frame, MCU_MSG_VEHICLE_STATE, MCU_VEHICLE_STATE_SIZE) != MCU_OK) {
+        return MCU_ERR_PAYLOAD;
+    }
+    message->speed_centi_kmh = get_u16(&frame->payload[0]);
+    steering = get_u16(&frame->payload[2]);
+    /* Convert from two's complement without relying on implementation-defined casts. */
+    message->steering_decideg = (steering & 0x8000u) ? (int16_t)(-(int32_t)(0x10000u - steering)) : (int16_t)steering;
+    message->gear = frame->payload[4];
+    message->indicators = frame->payload[5];
+    return MCU_OK;
+}
+
+int mcu_unpack_driver_alert(const mcu_frame_t *frame, mcu_driver_alert_t *message)
+{
+    if (check_payload(frame, MCU_MSG_DRIVER_ALERT, MCU_DRIVER_ALERT_SIZE) != MCU_OK) {
+        return MCU_ERR_PAYLOAD;
+    }
+    message->kind = frame->payload[0];
+    message->severity = frame->payload[1];
+    message->text_id = get_u16(&frame->payload[2]);
+    return MCU_OK;
+}
+
+int mcu_unpack_ack(const mcu_frame_t *frame, mcu_ack_t *message)
+{
+    if (check_payload(frame, MCU_MSG_ACK, MCU_ACK_SIZE) != MCU_OK) {
+        return MCU_ERR_PAYLOAD;
+    }
+    message->acked_type = frame->payload[0];
+    message->acked_seq = frame->payload[1];
+    message->status = frame->payload[2];
+    return MCU_OK;
+}

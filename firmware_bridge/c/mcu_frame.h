@@ -37,7 +37,8 @@ enum mcu_status {
     MCU_ERR_COBS = -2,    /* malformed COBS block */
     MCU_ERR_LENGTH = -3,  /* frame too short or too long, or length field mismatch */
     MCU_ERR_CRC = -4,     /* CRC mismatch */
-    MCU_ERR_VERSION = -5  /* protocol version other than MCU_PROTOCOL_VERSION */
+    MCU_ERR_VERSION = -5, /* protocol version other than MCU_PROTOCOL_VERSION */
+    MCU_ERR_PAYLOAD = -6  /* payload length does not match the message type */
 };
 
 typedef struct {
@@ -48,6 +49,50 @@ typedef struct {
     uint8_t length;
     uint8_t payload[MCU_MAX_PAYLOAD];
 } mcu_frame_t;
+
+/* Message payloads, version 1; multi-byte fields are little-endian on the wire. */
+#define MCU_HEARTBEAT_SIZE 5u
+#define MCU_VEHICLE_STATE_SIZE 6u
+#define MCU_DRIVER_ALERT_SIZE 4u
+#define MCU_ACK_SIZE 3u
+#define MCU_SPEED_UNKNOWN 0xFFFFu
+#define MCU_STEERING_UNKNOWN 0x7FFF
+
+typedef struct {
+    uint32_t uptime_ms;
+    uint8_t state;             /* 0 ok, 1 degraded, 2 fault */
+} mcu_heartbeat_t;
+
+typedef struct {
+    uint16_t speed_centi_kmh;  /* 0.01 km/h, MCU_SPEED_UNKNOWN when unknown */
+    int16_t steering_decideg;  /* 0.1 degree, left positive, MCU_STEERING_UNKNOWN when unknown */
+    uint8_t gear;              /* 0 unknown, 1 park, 2 reverse, 3 neutral, 4 drive */
+    uint8_t indicators;        /* bit 0 left, bit 1 right, bit 2 hazard */
+} mcu_vehicle_state_t;
+
+typedef struct {
+    uint8_t kind;
+    uint8_t severity;          /* 0 info, 1 warning, 2 critical */
+    uint16_t text_id;
+} mcu_driver_alert_t;
+
+typedef struct {
+    uint8_t acked_type;
+    uint8_t acked_seq;
+    uint8_t status;            /* 0 accepted, 1 unsupported type, 2 invalid payload */
+} mcu_ack_t;
+
+/* Fill frame->type, frame->length and frame->payload; version, seq and flags are left to the caller. */
+void mcu_pack_heartbeat(const mcu_heartbeat_t *message, mcu_frame_t *frame);
+void mcu_pack_vehicle_state(const mcu_vehicle_state_t *message, mcu_frame_t *frame);
+void mcu_pack_driver_alert(const mcu_driver_alert_t *message, mcu_frame_t *frame);
+void mcu_pack_ack(const mcu_ack_t *message, mcu_frame_t *frame);
+
+/* Return MCU_OK, or MCU_ERR_PAYLOAD when the frame's type or payload length does not match. */
+int mcu_unpack_heartbeat(const mcu_frame_t *frame, mcu_heartbeat_t *message);
+int mcu_unpack_vehicle_state(const mcu_frame_t *frame, mcu_vehicle_state_t *message);
+int mcu_unpack_driver_alert(const mcu_frame_t *frame, mcu_driver_alert_t *message);
+int mcu_unpack_ack(const mcu_frame_t *frame, mcu_ack_t *message);
 
 /* Stream decoder: feed bytes one at a time, get a frame at each 0x00. */
 typedef struct {

@@ -6,6 +6,8 @@
  *       E <version> <type> <seq> <flags> <payload hex or ->  ->  wire hex (delimiter included) or ERR <code>
  *       D <block hex>                                         ->  OK <version> <type> <seq> <flags> <payload hex or -> or ERR <code>
  *       S <stream hex>                                        ->  one line per completed block, then END
+ *       U <type> <payload hex or ->                           ->  message fields in payload order, or ERR <code>
+ *       P <type> <field> ...                                  ->  payload hex packed from the fields
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,96 @@ static void stream_command(const char *hex)
     puts("END");
 }
 
+static void unpack_command(const char *args)
+{
+    unsigned int type;
+    char payload_hex[LINE_MAX_LENGTH];
+    mcu_frame_t frame;
+    uint8_t payload[256];
+    size_t length;
+    int status = MCU_ERR_PAYLOAD;
+
+    if (sscanf(args, "%u %4095s", &type, payload_hex) != 2) {
+        puts("ERR usage");
+        return;
+    }
+    length = parse_hex(payload_hex, payload, sizeof payload);
+    if (length > MCU_MAX_PAYLOAD) {
+        printf("ERR %d\n", MCU_ERR_PAYLOAD);
+        return;
+    }
+    frame.type = (uint8_t)type;
+    frame.length = (uint8_t)length;
+    memcpy(frame.payload, payload, length);
+    if (type == MCU_MSG_HEARTBEAT) {
+        mcu_heartbeat_t message;
+        status = mcu_unpack_heartbeat(&frame, &message);
+        if (status == MCU_OK) {
+            printf("%lu %u\n", (unsigned long)message.uptime_ms, message.state);
+        }
+    } else if (type == MCU_MSG_VEHICLE_STATE) {
+        mcu_vehicle_state_t message;
+        status = mcu_unpack_vehicle_state(&frame, &message);
+        if (status == MCU_OK) {
+            printf("%u %d %u %u\n", message.speed_centi_kmh, message.steering_decideg, message.gear, message.indicators);
+        }
+    } else if (type == MCU_MSG_DRIVER_ALERT) {
+        mcu_driver_alert_t message;
+        status = mcu_unpack_driver_alert(&frame, &message);
+        if (status == MCU_OK) {
+            printf("%u %u %u\n", message.kind, message.severity, message.text_id);
+        }
+    } else if (type == MCU_MSG_ACK) {
+        mcu_ack_t message;
+        status = mcu_unpack_ack(&frame, &message);
+        if (status == MCU_OK) {
+            printf("%u %u %u\n", message.acked_type, message.acked_seq, message.status);
+        }
+    }
+    if (status != MCU_OK) {
+        printf("ERR %d\n", status);
+    }
+}
+
+static void pack_command(const char *args)
+{
+    unsigned int type;
+    long a = 0, b = 0, c = 0, d = 0;
+    mcu_frame_t frame;
+    int count = sscanf(args, "%u %ld %ld %ld %ld", &type, &a, &b, &c, &d);
+
+    if (type == MCU_MSG_HEARTBEAT && count == 3) {
+        mcu_heartbeat_t message;
+        message.uptime_ms = (uint32_t)a;
+        message.state = (uint8_t)b;
+        mcu_pack_heartbeat(&message, &frame);
+    } else if (type == MCU_MSG_VEHICLE_STATE && count == 5) {
+        mcu_vehicle_state_t message;
+        message.speed_centi_kmh = (uint16_t)a;
+        message.steering_decideg = (int16_t)b;
+        message.gear = (uint8_t)c;
+        message.indicators = (uint8_t)d;
+        mcu_pack_vehicle_state(&message, &frame);
+    } else if (type == MCU_MSG_DRIVER_ALERT && count == 4) {
+        mcu_driver_alert_t message;
+        message.kind = (uint8_t)a;
+        message.severity = (uint8_t)b;
+        message.text_id = (uint16_t)c;
+        mcu_pack_driver_alert(&message, &frame);
+    } else if (type == MCU_MSG_ACK && count == 4) {
+        mcu_ack_t message;
+        message.acked_type = (uint8_t)a;
+        message.acked_seq = (uint8_t)b;
+        message.status = (uint8_t)c;
+        mcu_pack_ack(&message, &frame);
+    } else {
+        puts("ERR usage");
+        return;
+    }
+    print_hex(stdout, frame.payload, frame.length);
+    putchar('\n');
+}
+
 static int run_filter(void)
 {
     char line[LINE_MAX_LENGTH];
@@ -124,6 +216,10 @@ static int run_filter(void)
             }
         } else if (line[0] == 'S' && line[1] == ' ') {
             stream_command(line + 2);
+        } else if (line[0] == 'U' && line[1] == ' ') {
+            unpack_command(line + 2);
+        } else if (line[0] == 'P' && line[1] == ' ') {
+            pack_command(line + 2);
         } else if (line[0] != '\0') {
             printf("ERR unknown command\n");
         }

@@ -6,6 +6,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from firmware_bridge.cobs import cobs_decode, cobs_encode
 from firmware_bridge.crc import CRC16_CHECK, crc16_ccitt_false
 from firmware_bridge.errors import McuFrameError
 from firmware_bridge.framing import DelimitedFramer
-from firmware_bridge.mcu_protocol import DELIMITER, MAX_PAYLOAD, MAX_WIRE_FRAME, McuFrame, decode_frame, encode_frame
+from firmware_bridge.mcu_protocol import (
+    DELIMITER, MAX_PAYLOAD, MAX_WIRE_FRAME, Ack, AckStatus, AlertKind, AlertSeverity, DriverAlert, Gear, Heartbeat,
+    McuFrame, McuMessage, MessageType, NodeState, VehicleState, decode_frame, encode_frame, encode_payload,
+)
 
 C_DIR = Path(__file__).resolve().parents[2] / "firmware_bridge" / "c"
 VECTORS = C_DIR / "test_vectors.txt"
@@ -30,7 +34,7 @@ def c_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("gcc is not installed, so the C codec cannot be compiled (apt-get install -y gcc)")
     output = tmp_path_factory.mktemp("c") / "test_mcu_frame"
     subprocess.run(
-        ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O2", "-o", str(output),
+        ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wconversion", "-Wsign-conversion", "-Werror", "-O2", "-o", str(output),
          str(C_DIR / "mcu_frame.c"), str(C_DIR / "test_mcu_frame.c")],
         check=True, capture_output=True, text=True,
     )
@@ -137,3 +141,37 @@ def test_c_stream_decoder_resyncs_like_python(c_program: Path) -> None:
         except McuFrameError:
             pass
     assert python_frames == frames[1:]
+
+
+def _random_message(rng: random.Random) -> McuMessage:
+    choice = rng.randrange(4)
+    if choice == 0:
+        return Heartbeat(rng.choice([0, 0xFFFFFFFF, rng.randrange(2**32)]), NodeState(rng.randrange(3)))
+    if choice == 1:
+        speed = rng.choice([None, 0.0, 655.34, rng.randrange(65535) / 100])
+        steering = rng.choice([None, -3276.8, 3276.6, rng.randrange(-32768, 32767) / 10])
+        return VehicleState(speed, steering, Gear(rng.randrange(5)), rng.randrange(8))
+    if choice == 2:
+        return DriverAlert(AlertKind(rng.randrange(6)), AlertSeverity(rng.randrange(3)), rng.randrange(65536))
+    return Ack(rng.randrange(256), rng.randrange(256), AckStatus(rng.randrange(3)))
+
+
+def test_c_and_python_agree_on_message_payloads(c_program: Path) -> None:
+    rng = random.Random(11)
+    messages = [_random_message(rng) for _ in range(1000)]
+    encoded = [encode_payload(message) for message in messages]
+    fields = [" ".join(str(value) for value in struct.unpack(_payload_format(message_type), payload))
+              for message_type, payload in encoded]
+
+    unpacked = _run_filter(c_program, [f"U {message_type} {payload.hex()}" for message_type, payload in encoded])
+    assert unpacked == fields
+
+    packed = _run_filter(c_program, [f"P {message_type} {text}" for (message_type, _), text in zip(encoded, fields, strict=True)])
+    assert packed == [payload.hex() for _, payload in encoded]
+
+    wrong_length = _run_filter(c_program, [f"U {message_type} {payload[:-1].hex() or '-'}" for message_type, payload in encoded[:50]])
+    assert wrong_length == ["ERR -6"] * 50
+
+
+def _payload_format(message_type: int) -> str:
+    return {MessageType.HEARTBEAT: "<IB", MessageType.VEHICLE_STATE: "<HhBB", MessageType.DRIVER_ALERT: "<BBH", MessageType.ACK: "<BBB"}[MessageType(message_type)]
