@@ -14,7 +14,8 @@ Connection: the network thread connects and reconnects with exponential
 backoff between `reconnect_min_delay` and `reconnect_max_delay`; each
 failure is logged and counted in `stats()` (`connect_failures`,
 `last_error`). With `status_topic` set, each connection publishes a retained
-"online" envelope, the broker publishes the retained last will "offline" if
+"online" envelope (kind `worker_status` on a worker status topic, else
+`status`), the broker publishes the retained last will "offline" if
 the link dies, and `stop()` publishes "offline" itself before disconnecting.
 
 Subscriptions: `subscribe(filter, handler)` is kept and sent again after
@@ -160,6 +161,8 @@ class MqttClient:
         self._rtt = LatencyWindow()
         self._failure_log = RateLimitedLog(logger, every=10)
         self._presence = EnvelopeBuilder(config.sender_id) if config.status_topic else None
+        # A worker's presence goes to its worker_status topic, so its envelopes carry that kind.
+        self._presence_kind = kind_of_topic(config.status_topic or "") or MessageKind.STATUS
         self._first_connect_done = False
         self._started = False
         self._stopping = False
@@ -214,7 +217,7 @@ class MqttClient:
 
     def _presence_payload(self, state: str, **extra: Any) -> bytes:
         assert self._presence is not None
-        return self._presence.build(MessageKind.STATUS, presence_body(state, **extra)).to_bytes()
+        return self._presence.build(self._presence_kind, presence_body(state, **extra)).to_bytes()
 
     def _set_will(self, client: mqtt.Client) -> None:
         # A fresh will per connection keeps its message id unique, so a subscriber that drops

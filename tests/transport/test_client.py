@@ -183,3 +183,16 @@ def test_client_manual_ack_redelivers_unacked(mosquitto) -> None:
             assert redelivered.wait(10)
             seen[-1].ack()
     assert [m.payload for m in seen] == [b'{"unacked": true}'] * 2
+
+
+def test_client_worker_presence_uses_worker_kind(mosquitto) -> None:
+    from edge_sdk.transport.topics import worker_status_topic
+
+    topic = worker_status_topic("fleet", "maas-1")
+    with Collector(mosquitto.url, topic, client_id="watcher") as collector:
+        config = MqttConfig.from_url(mosquitto.url, client_id="maas-1", status_topic=topic, sender_id="maas-1")
+        with MqttClient(config):
+            assert collector.wait_for(lambda got: len(got) >= 1, 10)
+    assert collector.envelopes[0].kind is MessageKind.WORKER_STATUS
+    assert collector.envelopes[0].vehicle_id == "maas-1"
+    assert collector.envelopes[0].body["state"] == "online"
