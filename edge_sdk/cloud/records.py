@@ -134,8 +134,15 @@ def _text(value: Any) -> str | None:
 
 
 def _result_part(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The inference result inside a body: the body itself or its `result` / `edge_result` member."""
-    for key in ("result", "edge_result"):
+    """Return the inference result inside a body.
+
+    The daemon publishes an edge frame with its result under `result`, and a
+    cloud reply merged into a frame (`source` = `cloud`) with the cloud's
+    result under `cloud`. An escalation request carries `edge_result`. A bare
+    `InferenceResult` dict is its own result.
+    """
+    keys = ("cloud", "result") if body.get("source") == "cloud" else ("result", "edge_result")
+    for key in keys:
         inner = body.get(key)
         if isinstance(inner, Mapping):
             return inner
@@ -159,26 +166,18 @@ def top_prediction(result: Mapping[str, Any]) -> tuple[str | None, float | None]
 
 
 def _inference_ms(body: Mapping[str, Any]) -> float | None:
+    """Return the edge inference time of a frame result; None for a cloud result, whose frame was counted as an edge result."""
+    if body.get("source") == "cloud":
+        return None
+    latency = body.get("latency_ms")
+    if isinstance(latency, Mapping) and _number(latency.get("inference")) is not None:
+        return _number(latency.get("inference"))
     timing = _result_part(body).get("timing_ms")
     if not isinstance(timing, Mapping):
         return None
     parts = [_number(timing.get(step)) for step in ("preprocess", "invoke", "postprocess")]
     known = [part for part in parts if part is not None]
     return sum(known) if known else None
-
-
-def _cloud_member(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    cloud = body.get("cloud")
-    return cloud if isinstance(cloud, Mapping) else {}
-
-
-def _rtt_ms(body: Mapping[str, Any]) -> float | None:
-    own = _number(body.get("rtt_ms"))
-    return own if own is not None else _number(_cloud_member(body).get("rtt_ms"))
-
-
-def _source(body: Mapping[str, Any]) -> str | None:
-    return _text(body.get("source")) or ("cloud" if _cloud_member(body) else None)
 
 
 def _image_bytes(body: Mapping[str, Any]) -> int | None:
@@ -206,15 +205,16 @@ KIND_SCHEMAS: dict[str, KindSchema] = {
     KIND_RESULT: KindSchema(
         "results",
         (
-            DetailColumn("source", "TEXT", _source),
+            DetailColumn("result_type", "TEXT", lambda body: _text(body.get("type"))),
+            DetailColumn("source", "TEXT", lambda body: _text(body.get("source"))),
             DetailColumn("inference_ms", "REAL", _inference_ms),
-            DetailColumn("rtt_ms", "REAL", _rtt_ms),
+            DetailColumn("rtt_ms", "REAL", lambda body: _number(body.get("rtt_ms"))),
         ),
     ),
     KIND_EVENT: KindSchema(
         "events",
         (
-            DetailColumn("event_type", "TEXT", lambda body: _text(body.get("type")) or _text(body.get("event"))),
+            DetailColumn("event_type", "TEXT", lambda body: _text(body.get("event")) or _text(body.get("type"))),
             DetailColumn("severity", "TEXT", lambda body: _text(body.get("severity"))),
         ),
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -83,10 +84,17 @@ def _write_csv(messages: Iterable[StoredMessage], output: IO[str]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class VehicleSummary:
-    """Counts and latency figures of one vehicle. Latencies are milliseconds; rates are fractions of results."""
+    """Counts and latency figures of one vehicle. Latencies are milliseconds.
+
+    `edge_frames` counts per-frame results from the edge model (period
+    summaries and cloud results excluded). `escalation_rate` is escalations
+    per edge frame, and `replied_rate` the share of escalations with a
+    successful reply stored.
+    """
 
     vehicle_id: str
     counts: dict[str, int]
+    edge_frames: int
     escalation_rate: float | None
     replied_rate: float | None
     reply_errors: int
@@ -97,78 +105,90 @@ class VehicleSummary:
     first_t_wall: float | None = None
     last_t_wall: float | None = None
     labels: dict[str, int] = field(default_factory=dict)
+    cloud_labels: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "vehicle_id": self.vehicle_id,
-            "counts": dict(self.counts),
-            "escalation_rate": self.escalation_rate,
-            "replied_rate": self.replied_rate,
-            "reply_errors": self.reply_errors,
-            "cloud_results": self.cloud_results,
-            "inference_ms": dict(self.inference_ms),
-            "cloud_rtt_ms": dict(self.cloud_rtt_ms),
-            "delivery_ms": dict(self.delivery_ms),
-            "first_t_wall": self.first_t_wall,
-            "last_t_wall": self.last_t_wall,
-            "labels": dict(self.labels),
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def summarize(storage: Storage, since: float | None = None, until: float | None = None, vehicle_id: str | None = None) -> list[VehicleSummary]:
     """Return one summary per vehicle with messages in [since, until)."""
     vehicle_ids = [vehicle_id] if vehicle_id is not None else storage.vehicles()
-    return [_summarize_vehicle(storage, vid, since, until) for vid in vehicle_ids]
+    summaries = []
+    for vid in vehicle_ids:
+        accumulator = _Accumulator()
+        for message in storage.query(MessageQuery(vehicle_id=vid, since=since, until=until)):
+            accumulator.add(message)
+        summaries.append(accumulator.summary(vid))
+    return summaries
 
 
-def _summarize_vehicle(storage: Storage, vehicle_id: str, since: float | None, until: float | None) -> VehicleSummary:
-    counts = dict.fromkeys(KINDS, 0)
-    inference: list[float] = []
-    rtt: list[float] = []
-    delivery: list[float] = []
-    labels: dict[str, int] = {}
-    escalated: set[str] = set()
-    answered: set[str] = set()
-    reply_errors = 0
-    cloud_results = 0
+@dataclass(slots=True)
+class _Accumulator:
+    """Running totals of one vehicle's messages."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    edge_frames: int = 0
+    cloud_results: int = 0
+    reply_errors: int = 0
+    inference: list[float] = field(default_factory=list)
+    rtt: list[float] = field(default_factory=list)
+    delivery: list[float] = field(default_factory=list)
+    labels: Counter[str] = field(default_factory=Counter)
+    cloud_labels: Counter[str] = field(default_factory=Counter)
+    escalated: set[str] = field(default_factory=set)
+    replied: set[str] = field(default_factory=set)
     first: float | None = None
     last: float | None = None
 
-    for message in storage.query(MessageQuery(vehicle_id=vehicle_id, since=since, until=until)):
-        counts[message.kind] = counts.get(message.kind, 0) + 1
-        delivery.append(message.delivery_ms)
-        first = message.t_wall if first is None else min(first, message.t_wall)
-        last = message.t_wall if last is None else max(last, message.t_wall)
+    def add(self, message: StoredMessage) -> None:
+        self.counts[message.kind] = self.counts.get(message.kind, 0) + 1
+        self.delivery.append(message.delivery_ms)
+        self.first = message.t_wall if self.first is None else min(self.first, message.t_wall)
+        self.last = message.t_wall if self.last is None else max(self.last, message.t_wall)
         detail = message.details
         if message.kind == KIND_RESULT:
-            if message.label is not None:
-                labels[message.label] = labels.get(message.label, 0) + 1
-            if detail.get("inference_ms") is not None:
-                inference.append(detail["inference_ms"])
-            if detail.get("rtt_ms") is not None:
-                rtt.append(detail["rtt_ms"])
-            if detail.get("source") == "cloud":
-                cloud_results += 1
+            self._add_result(message)
         elif message.kind == KIND_ESCALATION and detail.get("correlation_id"):
-            escalated.add(detail["correlation_id"])
+            self.escalated.add(detail["correlation_id"])
         elif message.kind == KIND_REPLY:
             if detail.get("error"):
-                reply_errors += 1
+                self.reply_errors += 1
             elif detail.get("correlation_id"):
-                answered.add(detail["correlation_id"])
+                self.replied.add(detail["correlation_id"])
 
-    results = counts[KIND_RESULT]
-    return VehicleSummary(
-        vehicle_id=vehicle_id,
-        counts=counts,
-        escalation_rate=round(counts[KIND_ESCALATION] / results, 4) if results else None,
-        replied_rate=round(len(escalated & answered) / len(escalated), 4) if escalated else None,
-        reply_errors=reply_errors,
-        cloud_results=cloud_results,
-        inference_ms=percentiles(inference),
-        cloud_rtt_ms=percentiles(rtt),
-        delivery_ms=percentiles(delivery),
-        first_t_wall=first,
-        last_t_wall=last,
-        labels=dict(sorted(labels.items(), key=lambda item: -item[1])),
-    )
+    def _add_result(self, message: StoredMessage) -> None:
+        detail = message.details
+        if detail.get("result_type") == "summary":
+            return
+        if detail.get("source") == "cloud":
+            self.cloud_results += 1
+            if detail.get("rtt_ms") is not None:
+                self.rtt.append(detail["rtt_ms"])
+            if message.label is not None:
+                self.cloud_labels[message.label] += 1
+            return
+        self.edge_frames += 1
+        if detail.get("inference_ms") is not None:
+            self.inference.append(detail["inference_ms"])
+        if message.label is not None:
+            self.labels[message.label] += 1
+
+    def summary(self, vehicle_id: str) -> VehicleSummary:
+        escalations = self.counts[KIND_ESCALATION]
+        return VehicleSummary(
+            vehicle_id=vehicle_id,
+            counts=dict(self.counts),
+            edge_frames=self.edge_frames,
+            escalation_rate=round(escalations / self.edge_frames, 4) if self.edge_frames else None,
+            replied_rate=round(len(self.escalated & self.replied) / len(self.escalated), 4) if self.escalated else None,
+            reply_errors=self.reply_errors,
+            cloud_results=self.cloud_results,
+            inference_ms=percentiles(self.inference),
+            cloud_rtt_ms=percentiles(self.rtt),
+            delivery_ms=percentiles(self.delivery),
+            first_t_wall=self.first,
+            last_t_wall=self.last,
+            labels=dict(self.labels.most_common()),
+            cloud_labels=dict(self.cloud_labels.most_common()),
+        )

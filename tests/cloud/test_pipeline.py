@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 from edge_sdk.cli import main
@@ -34,23 +33,23 @@ def test_cloud_pipeline_stores_and_reports(data_dir: Path, mosquitto, tmp_path: 
     jpeg = (data_dir / "coral" / "parrot.jpg").read_bytes()
     try:
         assert vehicle.wait_for_status("e2e", lambda status: status.get("state") == "online") is not None
-        sent_at = {}
-        correlation_ids = []
-        for frame in range(ESCALATED):
-            correlation_id = vehicle.send_request(jpeg, frame_id=frame)
-            sent_at[correlation_id] = time.monotonic()
-            correlation_ids.append(correlation_id)
+        correlation_ids = [vehicle.send_request(jpeg, frame_id=frame) for frame in range(ESCALATED)]
         assert vehicle.wait_for_replies(correlation_ids, timeout=30.0)
 
-        # The vehicle publishes one result per frame; escalated frames carry the cloud's result and the round trip.
+        # Bodies as the daemon publishes them: one edge result per frame, and for each
+        # escalated frame a second result with source "cloud" holding both results.
         for frame in range(RESULTS):
-            body = dict(EDGE_RESULT, source="edge")
-            if frame < ESCALATED:
-                reply = vehicle.replies[correlation_ids[frame]][0]
-                body = dict(reply.result, source="cloud", rtt_ms=120.0 + frame, edge=EDGE_RESULT)
+            body = {"type": "frame", "source": "edge", "frame_id": frame, "result": EDGE_RESULT, "latency_ms": {"inference": 3.6}}
             vehicle.client.publish(vehicle.topics.results, vehicle.builder.build(MessageKind.RESULTS, body), qos=1)
-        expected = RESULTS + 2 * ESCALATED
-        assert ingest.wait_for(lambda counts: counts["stored.result"] >= RESULTS and counts["stored.reply"] >= ESCALATED, timeout=20.0)
+        for frame, correlation_id in enumerate(correlation_ids):
+            reply = vehicle.replies[correlation_id][0]
+            body = {
+                "type": "frame", "source": "cloud", "frame_id": frame, "correlation_id": correlation_id,
+                "edge": EDGE_RESULT, "cloud": reply.result, "worker_id": reply.worker_id, "rtt_ms": 120.0 + frame,
+            }
+            vehicle.client.publish(vehicle.topics.results, vehicle.builder.build(MessageKind.RESULTS, body), qos=1)
+        expected = RESULTS + 3 * ESCALATED
+        assert ingest.wait_for(lambda counts: counts["stored.result"] >= RESULTS + ESCALATED and counts["stored.reply"] >= ESCALATED, timeout=20.0)
         assert ingest.wait_for(lambda counts: counts["stored.escalation"] >= ESCALATED and counts["stored.worker_status"] >= 1, timeout=20.0)
     finally:
         vehicle.close()
@@ -75,12 +74,15 @@ def test_cloud_pipeline_stores_and_reports(data_dir: Path, mosquitto, tmp_path: 
     assert len(summary) == 1
     car = summary[0]
     assert car["vehicle_id"] == "car-e2e"
-    assert car["counts"][KIND_RESULT] == RESULTS
+    assert car["counts"][KIND_RESULT] == RESULTS + ESCALATED
+    assert car["edge_frames"] == RESULTS
+    assert car["inference_ms"]["p50"] == 3.6
     assert car["escalation_rate"] == round(ESCALATED / RESULTS, 4)
     assert car["replied_rate"] == 1.0
     assert car["cloud_results"] == ESCALATED
     assert car["cloud_rtt_ms"]["p50"] == 121.0
-    assert car["labels"]["macaw"] == ESCALATED
+    assert car["cloud_labels"] == {"macaw": ESCALATED}
+    assert car["labels"] == {"unsure": RESULTS}
 
     csv_path = tmp_path / "replies.csv"
     assert main(["telemetry", "export", "--db", str(db_path), "--kind", "reply", "--format", "csv", "--output", str(csv_path)]) == 0

@@ -25,17 +25,31 @@ from edge_sdk.cloud.reports import export_messages, summarize
 from edge_sdk.cloud.storage import PAGE_ROWS, SqliteStorage
 
 
-def result_body(label: str, score: float, invoke_ms: float = 4.0, source: str = "edge", rtt_ms: float | None = None) -> dict:
-    body = {
+def inference(label: str, score: float, invoke_ms: float = 4.0) -> dict:
+    return {
         "task": "classification",
         "model": {"name": "signs", "version": "1"},
         "timing_ms": {"preprocess": 1.0, "invoke": invoke_ms, "postprocess": 0.5},
         "classifications": [{"class_id": 1, "label": label, "score": score}, {"class_id": 2, "label": "other", "score": 0.01}],
-        "source": source,
     }
-    if rtt_ms is not None:
-        body["rtt_ms"] = rtt_ms
-    return body
+
+
+def result_body(label: str, score: float, invoke_ms: float = 4.0) -> dict:
+    """An edge frame result as the daemon publishes it."""
+    return {"type": "frame", "source": "edge", "frame_id": 1, "result": inference(label, score, invoke_ms)}
+
+
+def cloud_body(edge_label: str, cloud_label: str, rtt_ms: float) -> dict:
+    """A cloud reply merged into a frame result as the daemon publishes it."""
+    return {
+        "type": "frame",
+        "source": "cloud",
+        "correlation_id": "c1",
+        "edge": inference(edge_label, 0.3),
+        "cloud": inference(cloud_label, 0.8),
+        "worker_id": "w1",
+        "rtt_ms": rtt_ms,
+    }
 
 
 def record(vehicle: str, message_id: str, kind: str, t_wall: float, body: dict, seq: int = 0) -> TelemetryRecord:
@@ -60,10 +74,11 @@ def storage(tmp_path: Path):
 def fill(storage: SqliteStorage) -> None:
     storage.store(record("car-1", "m1", KIND_RESULT, 100.0, result_body("stop", 0.9)))
     storage.store(record("car-1", "m2", KIND_RESULT, 101.0, result_body("yield", 0.3, invoke_ms=8.0)))
-    storage.store(record("car-1", "m3", KIND_ESCALATION, 101.1, {"correlation_id": "c1", "frame_id": 7, "image_jpeg": "QUJD" * 100, "edge_result": result_body("yield", 0.3)}))
-    storage.store(record("car-1", "m4", KIND_REPLY, 101.3, {"correlation_id": "c1", "worker_id": "w1", "model": {"name": "big", "version": "2"}, "result": result_body("stop", 0.8)}))
-    storage.store(record("car-1", "m5", KIND_RESULT, 101.4, result_body("stop", 0.8, source="cloud", rtt_ms=210.0)))
-    storage.store(record("car-2", "m1", KIND_EVENT, 102.0, {"type": "sign_seen", "label": "stop", "severity": "info"}))
+    storage.store(record("car-1", "m3", KIND_ESCALATION, 101.1, {"correlation_id": "c1", "frame_id": 7, "image_jpeg": "QUJD" * 100, "edge_result": inference("yield", 0.3)}))
+    storage.store(record("car-1", "m4", KIND_REPLY, 101.3, {"correlation_id": "c1", "worker_id": "w1", "model": {"name": "big", "version": "2"}, "result": inference("stop", 0.8)}))
+    storage.store(record("car-1", "m5", KIND_RESULT, 101.4, cloud_body("yield", "stop", rtt_ms=210.0)))
+    storage.store(record("car-1", "m6", KIND_RESULT, 102.0, {"type": "summary", "source_id": "front", "frames": 2}))
+    storage.store(record("car-2", "m1", KIND_EVENT, 102.0, {"type": "object", "event": "new", "label": "stop", "score": 0.9}))
     storage.store(record("car-2", "m2", KIND_STATUS, 103.0, {"state": "online"}))
 
 
@@ -137,7 +152,7 @@ def test_storage_reopens_existing_file(tmp_path: Path) -> None:
     with SqliteStorage(path) as store:
         fill(store)
     with SqliteStorage(path) as store:
-        assert store.count() == 7
+        assert store.count() == 8
         assert store.vehicles() == ["car-1", "car-2"]
 
 
@@ -168,15 +183,17 @@ def test_export_csv_and_jsonl_round_trip(storage: SqliteStorage) -> None:
     text = io.StringIO()
     written = export_messages(storage, MessageQuery(vehicle_id="car-1"), text, "csv")
     rows = list(csv.DictReader(io.StringIO(text.getvalue())))
-    assert written == 5
-    assert [row["message_id"] for row in rows] == ["m1", "m2", "m3", "m4", "m5"]
+    assert written == 6
+    assert [row["message_id"] for row in rows] == ["m1", "m2", "m3", "m4", "m5", "m6"]
     assert rows[3]["worker_id"] == "w1"
-    assert json.loads(rows[0]["body"])["classifications"][0]["label"] == "stop"
+    assert json.loads(rows[0]["body"])["result"]["classifications"][0]["label"] == "stop"
+    assert rows[4]["source"] == "cloud"
+    assert rows[4]["label"] == "stop"
 
     lines = io.StringIO()
     assert export_messages(storage, MessageQuery(kind=KIND_EVENT), lines, "jsonl") == 1
     event = json.loads(lines.getvalue())
-    assert event["event_type"] == "sign_seen"
+    assert event["event_type"] == "new"
     assert event["vehicle_id"] == "car-2"
 
     with pytest.raises(QueryError, match="parquet"):
@@ -188,15 +205,17 @@ def test_summary_counts_rates_and_latencies(storage: SqliteStorage) -> None:
 
     summaries = {s.vehicle_id: s for s in summarize(storage)}
     car = summaries["car-1"]
-    assert car.counts[KIND_RESULT] == 3
-    assert car.counts[KIND_ESCALATION] == 1
-    assert car.escalation_rate == pytest.approx(1 / 3, abs=1e-4)
-    assert car.replied_rate == 1.0
+    assert car.counts[KIND_RESULT] == 4
+    assert car.edge_frames == 2
     assert car.cloud_results == 1
-    assert car.inference_ms["p50"] == pytest.approx(5.5)
+    assert car.counts[KIND_ESCALATION] == 1
+    assert car.escalation_rate == 0.5
+    assert car.replied_rate == 1.0
+    assert car.inference_ms["p50"] == pytest.approx(7.5)
     assert car.cloud_rtt_ms["p50"] == 210.0
     assert car.delivery_ms["p50"] == pytest.approx(50.0)
-    assert car.labels == {"stop": 2, "yield": 1}
+    assert car.labels == {"stop": 1, "yield": 1}
+    assert car.cloud_labels == {"stop": 1}
 
     idle = summaries["car-2"]
     assert idle.escalation_rate is None
