@@ -34,7 +34,7 @@ def _check_report(out_dir, report):
 
 def test_demo_runs_built_in_clip(tmp_path):
     out_dir = tmp_path / "demo"
-    report = run_demo(DemoOptions(duration_s=20.0, out_dir=out_dir, live=False))
+    report = run_demo(DemoOptions(duration_s=15.0, out_dir=out_dir, live=False))
     data = _check_report(out_dir, report)
     assert data["extra"]["vehicle_simulator"] == "running"
     assert len(data["labels"]) >= 3
