@@ -421,6 +421,7 @@ class MqttClient:
         while not self._stopping:
             self._wake.wait(0.5)
             self._wake.clear()
+            self._coalesce_acks()
             try:
                 self._process_acks()
                 if self.connected.is_set():
@@ -430,6 +431,14 @@ class MqttClient:
                 logger.exception("MQTT sender of client %r failed, retrying in 1 s: %s", self.config.client_id, exc)
                 time.sleep(1.0)
         self._process_acks()
+
+    def _coalesce_acks(self) -> None:
+        # Each ack costs one SQLite transaction, so while many messages are in flight wait up to
+        # 2 ms for a quarter of the window to be acknowledged and delete them together.
+        quarter = max(1, self.config.inflight_window // 4)
+        deadline = time.monotonic() + 0.002
+        while 0 < len(self._acks) < quarter and len(self._inflight) >= quarter and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def _fill_window(self) -> None:
         with self._lock:
