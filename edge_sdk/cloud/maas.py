@@ -114,7 +114,10 @@ class MaasWorker:
             clean_start=False,
             session_expiry=config.session_expiry_s,
             manual_ack=True,
-            status_topic=None,
+            # The client publishes a retained "online" on each connection and leaves a last
+            # will "offline" on the worker's status topic, so a crashed worker shows as offline.
+            status_topic=worker_status_topic(config.prefix, config.worker_id),
+            sender_id=config.worker_id,
         )
         self._client = MqttClient(self.mqtt_config, on_ack=self._on_reply_acked)
         self._envelopes = EnvelopeBuilder(config.worker_id)

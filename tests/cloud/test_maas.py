@@ -24,8 +24,14 @@ from tests.cloud.fleet import PREFIX, FleetVehicle
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def request_counts(status: dict) -> dict:
+    """Return the request counters of a worker report; empty for a bare presence message."""
+    return status.get("request_counts", {})
+
+
 def is_online(status: dict) -> bool:
-    return status.get("state") == "online"
+    """Tell whether a status is the worker's own report, which leaves after its subscription (the connect-time presence may not)."""
+    return status.get("state") == "online" and "request_counts" in status
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +166,7 @@ def test_maas_malformed_requests_get_error_replies(model_files, mosquitto, vehic
         good = vehicle.send_request(photo, frame_id=9)
 
         assert vehicle.wait_for_replies(["bad-jpeg", "missing-field", "oversized", "not-json", good], timeout=30.0)
-        status = vehicle.wait_for_status("strict", lambda s: s["request_counts"]["received"] >= 7 and s["request_counts"]["unanswerable"] >= 2)
+        status = vehicle.wait_for_status("strict", lambda s: request_counts(s).get("received", 0) >= 7 and request_counts(s).get("unanswerable", 0) >= 2)
     finally:
         worker.stop()
         worker.model.close()
@@ -226,12 +232,14 @@ def test_maas_killed_worker_loses_no_request(model_files, mosquitto, vehicle, ph
         assert vehicle.wait_for_status("survivor", is_online) is not None
         correlation_ids = [vehicle.send_request(photos["parrot"], frame_id=i) for i in range(20)]
         held = vehicle.wait_for_status(
-            "doomed", lambda s: s["request_counts"]["outstanding"] > 0 and s["request_counts"]["outstanding"] + vehicle.reply_count() >= 20
+            "doomed", lambda s: request_counts(s).get("outstanding", 0) > 0 and request_counts(s)["outstanding"] + vehicle.reply_count() >= 20
         )
         assert held is not None, "the subprocess worker never reported queued requests"
 
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
+        # The broker publishes the killed worker's last will.
+        assert vehicle.wait_for_status("doomed", lambda s: s.get("state") == "offline") is not None
         answered_before_restart = vehicle.reply_count()
         assert answered_before_restart < 20
 
