@@ -13,6 +13,7 @@ vary by more than the overhead itself, and only the second figure stays stable.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -83,6 +84,7 @@ def run_benchmark(model: Model, frames: Sequence[np.ndarray], *, rounds: int = 2
     if rounds < 1 or warmup < 0:
         raise ValueError(f"rounds={rounds}, warmup={warmup}: rounds must be positive and warmup not negative")
     interpreter = model.interpreter
+    load_before = _load_average()
     tensors = [preprocess(frame, model.input_spec)[0] for frame in frames]
     bare_ms: list[float] = []
     predict_ms: list[float] = []
@@ -127,9 +129,23 @@ def run_benchmark(model: Model, frames: Sequence[np.ndarray], *, rounds: int = 2
         overhead_percent=_percent(overhead, bare.median_ms),
         added_work_ms=added_work,
         added_work_percent=_percent(added_work, bare.median_ms),
-        machine={"platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version()},
+        machine={
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1min": [load_before, _load_average()],  # before and after the run
+        },
     )
 
 
 def _percent(part: float, whole: float) -> float:
     return 100.0 * part / whole if whole > 0 else float("nan")
+
+
+def _load_average() -> float | None:
+    """Return the 1-minute load average, or None where the OS has none (Windows)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
