@@ -11,6 +11,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import can
 import cantools
@@ -46,11 +47,12 @@ class DbcDecoder:
 
     def __init__(self, dbc_path: str | Path, signals: Mapping[str, str | Sequence[str]], *, clock: Callable[[], float]) -> None:
         try:
-            self._database = cantools.database.load_file(str(dbc_path), strict=False)
+            database = cantools.database.load_file(str(dbc_path), strict=False)
         except (OSError, cantools.database.errors.Error, ValueError) as exc:
             raise DbcError(f"DBC file {dbc_path} could not be loaded: {exc}") from exc
-        if not isinstance(self._database, cantools.database.can.Database):
-            raise DbcError(f"{dbc_path} is not a CAN DBC database")
+        if not isinstance(database, cantools.database.can.Database):
+            raise DbcError(f"{dbc_path} is not a CAN database: give a .dbc file")
+        self._database: cantools.database.can.Database = database
         self._clock = clock
         self._specs: dict[tuple[int, bool], list[_SignalSpec]] = {}
         for name, spec in signals.items():
@@ -89,7 +91,7 @@ class DbcDecoder:
         if specs is None or message.is_remote_frame:
             return []
         try:
-            decoded = self._database.decode_message(message.arbitration_id, bytes(message.data), decode_choices=False)
+            decoded = cast(Mapping[str, float], self._database.decode_message(message.arbitration_id, bytes(message.data), decode_choices=False))
         except (cantools.database.errors.DecodeError, ValueError, KeyError) as exc:
             self.decode_errors += 1
             raise DbcError(f"frame {message.arbitration_id:#x} with data {bytes(message.data).hex()} does not decode: {exc}") from exc

@@ -77,7 +77,8 @@ def _paired_rates(count: int, first: Callable[[], None], second: Callable[[], No
 
     Returns the best rate of each and the median of the per-pair speed ratios first/second.
     """
-    first_times, second_times = [], []
+    first_times: list[float] = []
+    second_times: list[float] = []
     for _ in range(repeats):
         for run_, times in ((first, first_times), (second, second_times)):
             started = time.perf_counter()
@@ -100,7 +101,7 @@ def _pynmea2_nmea(sentences: list[str]) -> None:
             message.latitude, message.longitude
 
 
-def _strictness() -> list[dict[str, object]]:
+def _strictness() -> list[dict[str, str]]:
     rows = []
     for case, sentence in STRICTNESS_CASES:
         if case not in ("no checksum", "text after checksum"):

@@ -30,7 +30,7 @@ enum mcu_message_type {
     MCU_MSG_ACK = 0x04
 };
 
-/* Error codes; each matches a `reason` of the Python McuFrameError. */
+/* Error codes; COBS, LENGTH, CRC, VERSION and PAYLOAD match the `reason` of the Python McuFrameError. */
 enum mcu_status {
     MCU_OK = 0,
     MCU_ERR_BUFFER = -1,  /* output buffer too small */
