@@ -24,6 +24,8 @@ from edge_sdk.runtime.tensors import dtype_name, find_detection_outputs, input_s
 
 logger = logging.getLogger(__name__)
 
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+
 
 @dataclass(frozen=True, slots=True)
 class BareModelOptions:
@@ -45,6 +47,8 @@ def is_package(path: Path) -> bool:
         return True
     if path.suffix.lower() == ".tflite":
         return False
+    if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+        return True  # a damaged archive then gets the archive error, not "not a TFLite model"
     try:
         return tarfile.is_tarfile(path) or zipfile.is_zipfile(path)
     except OSError:

@@ -125,3 +125,12 @@ def test_bare_model_manifest_describes_the_file(detection_dir):
     assert manifest.input.zero_point == 128
     assert len(manifest.model_sha256) == 64
     assert json.loads(manifest.to_json())["detection"]["scores"] == "TFLite_Detection_PostProcess:2"
+
+
+def test_model_reports_damaged_archive_as_archive(tmp_path):
+    from edge_sdk.package import PackageError
+
+    archive = tmp_path / "signs-1.0.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
+    with pytest.raises(PackageError, match="neither a tar nor a zip|damaged"):
+        Model.load(archive)
