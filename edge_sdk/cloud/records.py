@@ -2,8 +2,8 @@
 
 The storage layer indexes a few headline columns (label, score and a
 kind-specific set such as a result's latency) so queries and summaries need
-not parse every JSON body. The extractors below are the one place that knows
-where those values sit inside a body; a field that is absent stays None.
+not parse every JSON body. The extractors below are the one place that reads
+those values out of a body. A field that is absent stays None.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def export_messages(storage: Storage, query: MessageQuery, output: IO[str], fmt:
     """Write every message matching `query` to `output` as CSV or JSON lines; return the number written.
 
     CSV has the base columns, every kind-specific column and the body as one
-    JSON string, so a spreadsheet opens it and nothing is lost.
+    JSON string, so every stored field is in the file.
     """
     if fmt not in EXPORT_FORMATS:
         raise QueryError(f"export format {fmt!r} is unknown: expected one of {', '.join(EXPORT_FORMATS)}")

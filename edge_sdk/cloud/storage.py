@@ -1,4 +1,4 @@
-"""Where the telemetry subscribers keep the fleet's messages: a small interface and its SQLite implementation.
+"""Telemetry storage: a small interface and its SQLite implementation.
 
 `Storage` is the whole contract the ingest subscriber, the query commands and
 the summary use. `SqliteStorage` keeps everything in one file in WAL mode.
@@ -129,7 +129,7 @@ class SqliteStorage(Storage):
     """Telemetry in one SQLite file (WAL mode), shared by the threads of one process under a lock.
 
     NOTE: several processes may open the same file, but SQLite serializes
-    their writes; a fleet that needs several ingest machines needs a server
+    their writes. A fleet that needs several ingest machines needs a server
     database (see the module docstring).
     """
 
