@@ -81,3 +81,12 @@ class McuCrcError(McuFrameError, ChecksumError):
 
 class McuAckTimeoutError(FirmwareBridgeError, TimeoutError):
     """The MCU did not acknowledge a message after every retry."""
+
+
+def check_number(value: object, name: str, *, positive: bool = False, integer: bool = False) -> None:
+    """Raise BridgeConfigError unless `value` is a number (not a bool) that is >= 0, or > 0 with `positive`."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (positive and value == 0):
+        expected = "positive" if positive else "non-negative"
+        kind = "integer" if integer else "number"
+        raise BridgeConfigError(f"{name} {value!r} is invalid: give a {expected} {kind}")

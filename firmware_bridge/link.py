@@ -19,7 +19,7 @@ from typing import Any
 
 import serial
 
-from firmware_bridge.errors import BridgeConfigError, ChecksumError, FrameError, LinkClosedError, LinkError
+from firmware_bridge.errors import BridgeConfigError, ChecksumError, FrameError, LinkClosedError, LinkError, check_number
 from firmware_bridge.framing import DelimitedFramer, FrameCounters
 
 logger = logging.getLogger(__name__)
@@ -57,12 +57,16 @@ class LinkSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url:
             raise BridgeConfigError(f"serial url {self.url!r} is invalid: give a device path or a pyserial URL such as loop://")
-        if not isinstance(self.baudrate, int) or self.baudrate <= 0:
-            raise BridgeConfigError(f"baudrate {self.baudrate!r} for {self.url} is invalid: give a positive integer such as 115200")
-        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+        check_number(self.baudrate, f"baudrate for {self.url}", positive=True, integer=True)
+        check_number(self.read_timeout_s, f"read_timeout_s for {self.url}", positive=True)
+        check_number(self.reconnect_initial_s, f"reconnect_initial_s for {self.url}", positive=True)
+        check_number(self.reconnect_max_s, f"reconnect_max_s for {self.url}", positive=True)
+        if not isinstance(self.exclusive, bool):
+            raise BridgeConfigError(f"exclusive {self.exclusive!r} for {self.url} is invalid: give true or false")
+        if self.reconnect_initial_s > self.reconnect_max_s:
             raise BridgeConfigError(
                 f"reconnect backoff {self.reconnect_initial_s}..{self.reconnect_max_s} s for {self.url} is invalid: "
-                "the initial wait must be positive and not above the maximum"
+                "the initial wait must not be above the maximum"
             )
 
 

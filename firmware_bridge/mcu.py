@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from firmware_bridge.errors import BridgeConfigError, McuAckTimeoutError, McuFrameError
+from firmware_bridge.errors import McuAckTimeoutError, McuFrameError, check_number
 from firmware_bridge.framing import DelimitedFramer
 from firmware_bridge.link import LinkSettings, SerialLink
 from firmware_bridge.mcu_protocol import (
@@ -51,11 +51,9 @@ class McuSettings:
     heartbeat_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.ack_timeout_s <= 0 or self.retries < 0 or self.heartbeat_interval_s < 0:
-            raise BridgeConfigError(
-                f"MCU settings ack_timeout_s={self.ack_timeout_s}, retries={self.retries}, "
-                f"heartbeat_interval_s={self.heartbeat_interval_s} are invalid: use a positive timeout and non-negative counts"
-            )
+        check_number(self.ack_timeout_s, "mcu ack_timeout_s", positive=True)
+        check_number(self.retries, "mcu retries", integer=True)
+        check_number(self.heartbeat_interval_s, "mcu heartbeat_interval_s")
 
 
 @dataclasses.dataclass(slots=True)

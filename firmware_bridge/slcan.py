@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import can
 
-from firmware_bridge.errors import BridgeConfigError, LinkError, SlcanCommandError, SlcanError, SlcanTimeoutError
+from firmware_bridge.errors import BridgeConfigError, LinkError, SlcanCommandError, SlcanError, SlcanTimeoutError, check_number
 from firmware_bridge.framing import DelimitedFramer
 from firmware_bridge.link import LinkSettings, SerialLink
 
@@ -144,8 +144,9 @@ class SlcanSettings:
         if self.bitrate not in BITRATE_CODES:
             choices = ", ".join(str(rate) for rate in BITRATE_CODES)
             raise BridgeConfigError(f"CAN bitrate {self.bitrate!r} is not an SLCAN standard rate: use one of {choices}")
-        if self.command_timeout_s <= 0:
-            raise BridgeConfigError(f"command_timeout_s {self.command_timeout_s!r} is invalid: give a positive number of seconds")
+        check_number(self.command_timeout_s, "can command_timeout_s", positive=True)
+        if not isinstance(self.listen_only, bool):
+            raise BridgeConfigError(f"can listen_only {self.listen_only!r} is invalid: give true or false")
 
 
 class SlcanLink(SerialLink):

@@ -42,6 +42,8 @@ _SPEED_UNITS = {"km/h": 1.0 / 3.6, "kph": 1.0 / 3.6, "m/s": 1.0, "mph": 0.44704}
 
 
 def _link_settings(section: str, config: Mapping[str, Any]) -> LinkSettings:
+    if not isinstance(config, Mapping):
+        raise BridgeConfigError(f"vehicle.{section} {config!r} is invalid: give a table of keys such as url and baudrate")
     unknown = set(config) - _SECTION_KEYS[section]
     if unknown:
         raise BridgeConfigError(f"vehicle.{section} has unknown key(s) {sorted(unknown)}: allowed keys are {sorted(_SECTION_KEYS[section])}")
@@ -83,24 +85,30 @@ class VehicleLinks:
         speed_signal = None
         if config.get("gps") is not None:
             section = config["gps"]
-            gps = GpsLink("gps", _link_settings("gps", section), require_checksum=bool(section.get("require_checksum", True)))
+            settings = _link_settings("gps", section)
+            require_checksum = section.get("require_checksum", True)
+            if not isinstance(require_checksum, bool):
+                raise BridgeConfigError(f"vehicle.gps.require_checksum {require_checksum!r} is invalid: give true or false")
+            gps = GpsLink("gps", settings, require_checksum=require_checksum)
         if config.get("can") is not None:
             section = config["can"]
+            settings = _link_settings("can", section)
             can_settings = SlcanSettings(
                 bitrate=section.get("bitrate", 500000),
-                listen_only=bool(section.get("listen_only", True)),
+                listen_only=section.get("listen_only", True),
                 command_timeout_s=section.get("command_timeout_s", 1.0),
             )
-            can = SlcanLink("can", _link_settings("can", section), can_settings)
+            can = SlcanLink("can", settings, can_settings)
             decoder, speed_signal = cls._make_decoder(section)
         if config.get("mcu") is not None:
             section = config["mcu"]
+            settings = _link_settings("mcu", section)
             mcu_settings = McuSettings(
                 ack_timeout_s=section.get("ack_timeout_s", 0.2),
                 retries=section.get("retries", 3),
                 heartbeat_interval_s=section.get("heartbeat_interval_s", 1.0),
             )
-            mcu = McuLink("mcu", _link_settings("mcu", section), mcu_settings)
+            mcu = McuLink("mcu", settings, mcu_settings)
         return cls(gps, can, decoder, mcu, speed_signal=speed_signal)
 
     @staticmethod

@@ -195,6 +195,12 @@ def test_link_lost_and_reopened(data_dir: Path, vehicle_sim, tmp_path: Path) -> 
         ({"radar": {}}, "unknown section"),
         ({"can": {"url": "loop://", "bitrate": 123}}, "standard rate"),
         ({"can": {"url": "loop://", "signals": {"x": "A.B"}}}, "dbc is missing"),
+        ({"gps": "/dev/ttyUSB0"}, "give a table"),
+        ({"mcu": {"url": "loop://", "retries": "3"}}, "retries '3' is invalid"),
+        ({"mcu": {"url": "loop://", "ack_timeout_s": 0}}, "ack_timeout_s 0 is invalid"),
+        ({"gps": {"url": "loop://", "baudrate": True}}, "baudrate"),
+        ({"gps": {"url": "loop://", "require_checksum": "no"}}, "require_checksum"),
+        ({"can": {"url": "loop://", "listen_only": 1}}, "listen_only"),
     ],
 )
 def test_vehicle_config_errors_name_the_key(config: dict, message: str) -> None:
