@@ -23,6 +23,7 @@ from edge_sdk.runtime.errors import (
     EdgeTpuModelError,
     InvalidModelError,
     InvokeError,
+    ModelConfigError,
     RuntimeModelError,
     UnsupportedOperatorError,
 )
@@ -31,6 +32,7 @@ from edge_sdk.runtime.model_file import EDGETPU_CUSTOM_OP, ModelFileInfo, read_m
 logger = logging.getLogger(__name__)
 
 _EDGETPU_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+_EDGETPU_DEVICE = re.compile(r"(usb|pci)(:\d+)?")
 _UNRESOLVED_OP = re.compile(r"unresolved custom op:\s*([^\s.]+(?:\.[^\s.]+)*)", re.IGNORECASE)
 
 
@@ -48,6 +50,10 @@ class DelegateSpec:
     @classmethod
     def edgetpu(cls, device: str | None = None) -> DelegateSpec:
         """Describe the Edge TPU delegate; `device` is e.g. `usb`, `usb:0`, `pci` or `pci:0` (None: the first found)."""
+        if device and not _EDGETPU_DEVICE.fullmatch(device):
+            raise ModelConfigError(
+                f"Edge TPU device {device!r} is invalid: expected usb, pci, usb:N or pci:N (N counts from 0), or none for the first found"
+            )
         library = _EDGETPU_LIBRARIES.get(platform.system(), _EDGETPU_LIBRARIES["Linux"])
         return cls(library, {"device": device} if device else {})
 

@@ -180,3 +180,10 @@ def test_invoke_failure_is_invoke_error_and_model_recovers(models_dir):
         assert str(path) in str(info.value)
         assert isinstance(info.value, RuntimeError)
         assert model.predict(np.zeros((8, 8, 3), dtype=np.uint8)).top.class_id == 0
+
+
+def test_edgetpu_device_name_is_checked():
+    assert DelegateSpec.edgetpu("usb:1").options == {"device": "usb:1"}
+    assert DelegateSpec.edgetpu().options == {}
+    with pytest.raises(ModelConfigError, match="Edge TPU device 'usb1' is invalid"):
+        DelegateSpec.edgetpu("usb1")
