@@ -174,6 +174,9 @@ class SerialLink:
     def on_open(self) -> None:
         """Hook run on the reader thread after each successful open."""
 
+    def on_close(self) -> None:
+        """Hook run whenever the port is closed, after a loss or on `stop()`."""
+
     def _run(self) -> None:
         delay = self.settings.reconnect_initial_s
         while not self._stop_event.is_set():
@@ -272,6 +275,7 @@ class SerialLink:
     def _close_port(self) -> None:
         port, self._port = self._port, None
         self._open_event.clear()
+        self.on_close()
         if port is not None:
             try:
                 port.close()

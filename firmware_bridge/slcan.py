@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 
@@ -187,6 +188,14 @@ class SlcanLink(SerialLink):
         self.channel_open.set()
         logger.info("link %s: CAN channel open at %d bit/s%s", self.name, self.can_settings.bitrate,
                     " (listen only)" if self.can_settings.listen_only else "")
+
+    def on_close(self) -> None:
+        self.channel_open.clear()
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        status["channel_open"] = self.channel_open.is_set()
+        return status
 
     def command(self, text: str) -> bytes:
         """Send one command and return the adapter's response line (without CR).

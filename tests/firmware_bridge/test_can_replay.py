@@ -49,6 +49,7 @@ def test_can_replay_over_pty_reproduces_reference(data_dir: Path, vehicle_sim, t
         adapter.start()
         link.start()
         assert all_received.wait(90), f"received {len(received)} of {len(records)} frames"
+        assert link.status()["channel_open"] is True
     finally:
         link.stop()
         adapter.stop_event.set()
@@ -56,6 +57,7 @@ def test_can_replay_over_pty_reproduces_reference(data_dir: Path, vehicle_sim, t
         adapter.stop()
 
     assert adapter.commands[:3] == ["C", "S6", "L"]
+    assert link.status()["channel_open"] is False
     assert link.counters.frame_errors == 0
     assert [frame.message.arbitration_id for frame in received] == [record.message.arbitration_id for record in records]
 
