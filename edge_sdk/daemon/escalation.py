@@ -10,6 +10,7 @@ counted as timed out, and a reply arriving after that is counted as late.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import queue
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 _QUEUE_SIZE = 4
 _SWEEP_PERIOD_S = 0.2
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
 
 class EscalationPolicy:
@@ -253,6 +255,8 @@ class Escalator:
                 return
             pending = self._pending.get(ticket.correlation_id)
             if pending is not None:
+                # The reply needs the ticket's metadata, not its full-size image.
+                pending.ticket = dataclasses.replace(ticket, image=_NO_IMAGE)
                 pending.sent_mono = time.monotonic()
                 pending.deadline = pending.sent_mono + ticket.section.timeout_s
         self.counters.add("sent")
