@@ -79,6 +79,10 @@ class McuCrcError(McuFrameError, ChecksumError):
         super().__init__(message, "crc")
 
 
+class McuRejectedError(FirmwareBridgeError, RuntimeError):
+    """The MCU acknowledged a message with a status other than accepted."""
+
+
 class McuAckTimeoutError(FirmwareBridgeError, TimeoutError):
     """The MCU did not acknowledge a message after every retry."""
 

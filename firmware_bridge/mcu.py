@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from firmware_bridge.errors import McuAckTimeoutError, McuFrameError, check_number
+from firmware_bridge.errors import McuAckTimeoutError, McuFrameError, McuRejectedError, check_number
 from firmware_bridge.framing import DelimitedFramer
 from firmware_bridge.link import LinkSettings, SerialLink
 from firmware_bridge.mcu_protocol import (
@@ -31,9 +31,13 @@ from firmware_bridge.mcu_protocol import (
     decode_frame,
     decode_payload,
     encode_message,
+    encode_payload,
 )
 
 logger = logging.getLogger(__name__)
+
+# Pending send: expected message type, event set on its ACK, and the ACK received.
+_AckWaiter = tuple[int, threading.Event, list[Ack]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ class McuLink(SerialLink):
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._pending: dict[int, tuple[threading.Event, list[Ack]]] = {}
+        self._pending: dict[int, _AckWaiter] = {}
         self._last_received: tuple[int, int] | None = None
         self._last_heartbeat_at: float | None = None
         self._next_heartbeat = 0.0
@@ -95,8 +99,8 @@ class McuLink(SerialLink):
         """Send `message`; with `require_ack`, retry until the MCU acknowledges it.
 
         Raises McuAckTimeoutError after `retries` + 1 attempts without an ACK,
-        McuFrameError when the MCU replies with an ACK status other than ACCEPTED, and
-        LinkClosedError while the link is down.
+        McuRejectedError when the MCU replies with an ACK status other than
+        ACCEPTED, and LinkClosedError while the link is down.
         """
         with self._seq_lock:
             seq = self._seq
@@ -106,7 +110,8 @@ class McuLink(SerialLink):
             self.write(wire)
             self.mcu_counters.sent += 1
             return
-        waiter: tuple[threading.Event, list[Ack]] = (threading.Event(), [])
+        message_type, _ = encode_payload(message)
+        waiter: _AckWaiter = (int(message_type), threading.Event(), [])
         with self._send_lock:
             self._pending[seq] = waiter
             try:
@@ -114,7 +119,7 @@ class McuLink(SerialLink):
             finally:
                 self._pending.pop(seq, None)
 
-    def _send_with_retry(self, message: McuMessage, seq: int, wire: bytes, waiter: tuple[threading.Event, list[Ack]]) -> None:
+    def _send_with_retry(self, message: McuMessage, seq: int, wire: bytes, waiter: _AckWaiter) -> None:
         attempts = self.mcu_settings.retries + 1
         for attempt in range(attempts):
             if attempt:
@@ -122,10 +127,13 @@ class McuLink(SerialLink):
                 logger.info("link %s: no ACK for %s seq %d, retry %d of %d", self.name, type(message).__name__, seq, attempt, attempts - 1)
             self.write(wire)
             self.mcu_counters.sent += 1
-            if waiter[0].wait(self.mcu_settings.ack_timeout_s):
-                ack = waiter[1][0]
+            if waiter[1].wait(self.mcu_settings.ack_timeout_s):
+                ack = waiter[2][0]
                 if ack.status is not AckStatus.ACCEPTED:
-                    raise McuFrameError(f"MCU rejected {type(message).__name__} seq {seq} with {ack.status.name}: check the firmware's protocol version", "type")
+                    raise McuRejectedError(
+                        f"MCU rejected {type(message).__name__} seq {seq} with status {ack.status.name}: "
+                        "check that the MCU firmware speaks the same protocol version as docs/mcu_protocol.md"
+                    )
                 return
         self.mcu_counters.ack_timeouts += 1
         raise McuAckTimeoutError(
@@ -139,9 +147,9 @@ class McuLink(SerialLink):
             ack = decode_payload(decoded)
             assert isinstance(ack, Ack)
             waiter = self._pending.get(ack.acked_seq)
-            if waiter is not None and not waiter[0].is_set():
-                waiter[1].append(ack)
-                waiter[0].set()
+            if waiter is not None and waiter[0] == ack.acked_type and not waiter[1].is_set():
+                waiter[2].append(ack)
+                waiter[1].set()
             return
         key = (decoded.message_type, decoded.seq)
         duplicate = decoded.ack_requested and key == self._last_received

@@ -206,8 +206,9 @@ class VehicleLinks:
 
         `kind` and `severity` are AlertKind / AlertSeverity names (any case) or
         numbers. Raises BridgeConfigError for an unknown kind, severity or
-        text id, LinkClosedError when no MCU link is configured or open, and
-        McuAckTimeoutError when the MCU does not acknowledge.
+        text id, LinkClosedError when no MCU link is configured or open,
+        McuAckTimeoutError when the MCU does not acknowledge, and
+        McuRejectedError when it acknowledges with an error status.
         """
         if self.mcu is None:
             raise LinkClosedError(f"no MCU link is configured: add a vehicle.mcu section to send alert {kind!r}")

@@ -221,7 +221,8 @@ class SlcanAdapterSim(_Worker):
 class McuSim(_Worker):
     """The vehicle MCU: acknowledges alerts, records them, sends heartbeats and vehicle states.
 
-    `drop_acks` leaves the first N frames that request an ACK without a reply, to exercise retries.
+    `drop_acks` leaves the first N frames that request an ACK without a reply, to exercise retries;
+    `ack_status` is the status sent in each ACK.
     """
 
     def __init__(self, device: PtyDevice, *, state: Callable[[], VehicleState | None] | None = None,
@@ -231,6 +232,7 @@ class McuSim(_Worker):
         self.state = state
         self.interval_s = interval_s
         self.drop_acks = drop_acks
+        self.ack_status = AckStatus.ACCEPTED
         self.alerts: list[DriverAlert] = []
         self.alert_received = threading.Event()
         self.heartbeats_received = 0
@@ -268,7 +270,7 @@ class McuSim(_Worker):
             if self.drop_acks > 0:
                 self.drop_acks -= 1
                 return
-            self._send(Ack(frame.message_type, frame.seq, AckStatus.ACCEPTED), seq=0)
+            self._send(Ack(frame.message_type, frame.seq, self.ack_status), seq=0)
         if isinstance(message, DriverAlert):
             if not self.alerts or self.alerts[-1] != message or frame.message_type != MessageType.DRIVER_ALERT:
                 self.alerts.append(message)

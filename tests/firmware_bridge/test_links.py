@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge.candump import parse_candump_line
-from firmware_bridge.errors import (BridgeConfigError, McuAckTimeoutError, McuFrameError, SlcanCommandError, SlcanError)
+from firmware_bridge.errors import (BridgeConfigError, McuAckTimeoutError, McuFrameError, McuRejectedError, SlcanCommandError,
+                                    SlcanError)
 from firmware_bridge.link import LinkSettings, LinkState
 from firmware_bridge.mcu import McuLink, McuSettings
-from firmware_bridge.mcu_protocol import Gear, VehicleState, decode_frame, decode_payload
+from firmware_bridge.mcu_protocol import AckStatus, Gear, VehicleState, decode_frame, decode_payload
 from firmware_bridge.mcu_protocol import encode_message as encode_mcu
 from firmware_bridge.slcan import SlcanLink, SlcanSettings, decode_frame as decode_slcan, encode_frame as encode_slcan
 from firmware_bridge.vehicle import VehicleLinks
@@ -158,6 +159,10 @@ def test_mcu_alert_retries_then_times_out(vehicle_sim, tmp_path: Path) -> None:
         mcu.drop_acks = 10
         with pytest.raises(McuAckTimeoutError, match="did not acknowledge"):
             links.send_alert(1, 0, 4)
+        mcu.drop_acks = 0
+        mcu.ack_status = AckStatus.INVALID_PAYLOAD
+        with pytest.raises(McuRejectedError, match="INVALID_PAYLOAD"):
+            links.send_alert("lane_departure", "info", 5)
     finally:
         links.stop()
         mcu.stop_event.set()
