@@ -2,6 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_sdk.package.results import BoundingBox
 from edge_sdk.runtime import Model
 from edge_sdk.runtime.preprocess import resize_frame
 from edge_sdk.runtime.tensors import OutputTensor, classes_look_like_scores, find_detection_outputs
@@ -137,3 +138,26 @@ def test_value_check_spots_swapped_classes_and_scores():
     assert classes_look_like_scores(np.array([0.9, 0.7, 0.2]), np.array([2.0, 0.0, 17.0]))
     assert not classes_look_like_scores(np.array([2.0, 0.0, 17.0]), np.array([0.9, 0.7, 0.2]))
     assert not classes_look_like_scores(np.array([]), np.array([]))
+
+
+def test_letterbox_boxes_match_padded_frame(detection_dir):
+    """Letterboxing a frame must give the boxes that stretching the same frame, padded by hand, gives."""
+    frame = cv2.imread(str(detection_dir / "road_stills" / "solidWhiteCurve.jpg"))
+    height, width = frame.shape[:2]
+    top = (width - height) // 2
+    padded = np.zeros((width, width, 3), dtype=np.uint8)
+    padded[top : top + height] = frame
+    labels = detection_dir / "COCO_labels.txt"
+    with Model.load(detection_dir / "detect.tflite", labels=labels, resize="letterbox", score_threshold=0.4) as letterboxed, \
+            Model.load(detection_dir / "detect.tflite", labels=labels, score_threshold=0.4) as stretched:
+        from_letterbox = letterboxed.predict(frame).detections
+        from_padding = stretched.predict(padded).detections
+    assert from_letterbox
+    for detection in from_letterbox[:3]:
+        box = detection.box
+        assert 0.0 <= box.y1 < box.y2 <= height
+        shifted = [BoundingBox(d.box.x1, d.box.y1 - top, d.box.x2, d.box.y2 - top) for d in from_padding if d.label == detection.label]
+        best = max(shifted, key=box.iou)
+        # The two inputs differ by resize rounding only, so boxes move by a few pixels at most.
+        assert box.iou(best) > 0.6
+        assert abs((box.y1 + box.y2) / 2 - (best.y1 + best.y2) / 2) < 4.0

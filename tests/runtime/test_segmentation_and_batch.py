@@ -76,3 +76,28 @@ def test_predict_batch_loops_for_fixed_batch(detection_dir):
 def test_predict_batch_empty_returns_empty(models_dir):
     with Model.load(models_dir / "dominant_color_uint8_zp128.tflite") as model:
         assert model.predict_batch([]) == []
+
+
+def test_predict_from_threads_matches_sequential(models_dir):
+    import threading
+
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, size=(30 + i, 40, 3), dtype=np.uint8) for i in range(8)]
+    with Model.load(models_dir / "dominant_color_uint8_zp128.tflite", labels=models_dir / "dominant_color_labels.txt") as model:
+        expected = [model.predict(frame).top for frame in frames]
+        results: dict[tuple[int, int], object] = {}
+
+        def worker(thread_id: int) -> None:
+            for index, frame in enumerate(frames):
+                results[(thread_id, index)] = model.predict(frame).top
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    for (thread_id, index), top in results.items():
+        assert top.class_id == expected[index].class_id
+        assert top.score == pytest.approx(expected[index].score)
+    assert len(results) == 4 * len(frames)
