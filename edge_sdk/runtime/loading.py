@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.package.archive import open_package, sha256_file
+from edge_sdk.package.errors import ManifestError
 from edge_sdk.package.manifest import TASKS, InputSpec, Manifest
 from edge_sdk.runtime.errors import ModelConfigError, ModelNotFoundError
 from edge_sdk.runtime.interpreter import InterpreterHandle
@@ -128,7 +129,10 @@ def build_bare_manifest(handle: InterpreterHandle, model_path: Path, options: Ba
         created_by="edge-sdk runtime (bare model)",
         extra={"detection_roles_guessed": True} if task == "detection" and not roles_named else {},
     )
-    manifest.validate()
+    try:
+        manifest.validate()
+    except ManifestError as exc:
+        raise ModelConfigError(f"options for the bare model {model_path} are invalid: {exc}") from exc
     return manifest, labels
 
 

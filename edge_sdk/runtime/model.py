@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.package.errors import ManifestError
 from edge_sdk.package.manifest import DetectionOutputs, InputSpec, Manifest
 from edge_sdk.package.results import InferenceResult
 from edge_sdk.runtime.errors import ModelConfigError, RuntimeModelError
@@ -125,6 +126,9 @@ class Model:
                 handle = open_interpreter(model_path, backend=backend, num_threads=num_threads, delegates=delegates)
                 input_spec = check_input_against_manifest(handle, manifest, model_path)
                 manifest = _apply_overrides(manifest, score_threshold, label_offset)
+                ignored = [name for name, value in (("mean", mean), ("std", std), ("task", task)) if value is not None]
+                if ignored:
+                    logger.warning("%s is a package: its manifest sets the input and task, so %s are ignored", path, ", ".join(ignored))
                 model_labels = read_labels(labels) if labels is not None else package_labels
             else:
                 model_path = path
@@ -363,6 +367,9 @@ def _apply_overrides(manifest: Manifest, score_threshold: float | None, label_of
     if not changes:
         return manifest
     updated = replace(manifest, **changes)
-    updated.validate()
+    try:
+        updated.validate()
+    except ManifestError as exc:
+        raise ModelConfigError(f"override of {', '.join(changes)} is invalid: {exc}") from exc
     return updated
 

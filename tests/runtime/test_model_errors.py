@@ -187,3 +187,13 @@ def test_edgetpu_device_name_is_checked():
     assert DelegateSpec.edgetpu().options == {}
     with pytest.raises(ModelConfigError, match="Edge TPU device 'usb1' is invalid"):
         DelegateSpec.edgetpu("usb1")
+
+
+def test_bare_model_options_are_checked(models_dir):
+    path = models_dir / "dominant_color_float.tflite"
+    with pytest.raises(ModelConfigError, match="input.resize is 'squash'"):
+        Model.load(path, mean=128, std=128, resize="squash")
+    with pytest.raises(ModelConfigError, match="score_threshold 1.5"):
+        Model.load(path, mean=128, std=128, score_threshold=1.5)
+    with pytest.raises(ModelConfigError, match="std"):
+        Model.load(path, mean=128, std=0)
