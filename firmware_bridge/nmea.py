@@ -34,6 +34,8 @@ SUPPORTED_TALKERS = frozenset({"GP", "GN", "GL", "GA", "GB", "BD", "GQ"})
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}\Z")
 _ADDRESS = re.compile(r"[A-Z][A-Z0-9][A-Z]{3}\Z")
+# Proprietary sentences: "P", a manufacturer code and the manufacturer's type (PUBX, PSRF103, PGRME).
+_PROPRIETARY_ADDRESS = re.compile(r"P[A-Z0-9]{3,9}\Z")
 _TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{1,6}))?\Z")
 _DATE = re.compile(r"(\d\d)(\d\d)(\d\d)\Z")
 _LATITUDE = re.compile(r"(\d\d)(\d\d(?:\.\d+)?)\Z")
@@ -60,7 +62,10 @@ _FIX_QUALITIES = tuple(FixQuality)
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NmeaSentence:
-    """A sentence whose framing and checksum are valid; fields are still text."""
+    """A sentence whose framing and checksum are valid; fields are still text.
+
+    Proprietary sentences have talker "P" and the rest of the address (manufacturer and type) as `sentence_type`.
+    """
 
     talker: str
     sentence_type: str
@@ -152,10 +157,13 @@ def parse_sentence(line: bytes | str, *, require_checksum: bool = True) -> NmeaS
         _check_checksum(text, payload, text[star + 1 : body_end])
     if any(ch in payload for ch in "$*!\r\n"):
         raise NmeaError(f"sentence {text[:body_end]!r} contains a reserved character ($, *, ! or a line break) inside its fields")
-    address, _, rest = payload.partition(",")
-    if not _ADDRESS.match(address):
-        raise NmeaError(f"address field {address!r} is invalid: expected a 2-letter talker and a 3-letter sentence type such as GPGGA")
-    return NmeaSentence(address[:2], address[2:], tuple(rest.split(",")) if _ else ())
+    address, separator, rest = payload.partition(",")
+    fields = tuple(rest.split(",")) if separator else ()
+    if _ADDRESS.match(address):
+        return NmeaSentence(address[:2], address[2:], fields)
+    if _PROPRIETARY_ADDRESS.match(address):
+        return NmeaSentence("P", address[1:], fields)
+    raise NmeaError(f"address field {address!r} is invalid: expected a 2-letter talker and a 3-letter sentence type such as GPGGA")
 
 
 def parse_record(line: bytes | str, *, require_checksum: bool = True) -> NmeaRecord | None:

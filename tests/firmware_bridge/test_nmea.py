@@ -155,6 +155,14 @@ def test_nmea_no_fix_never_reports_a_position(body: str) -> None:
     assert record.longitude is None
 
 
+def test_nmea_other_sentences_are_valid_but_unsupported() -> None:
+    proprietary = parse_sentence(_with_checksum("PUBX,00,081350.00,4717.113210,N"))
+    assert proprietary.talker == "P"
+    assert proprietary.sentence_type == "UBX"
+    assert parse_record(_with_checksum("PSRF103,00,01,00,01")) is None
+    assert parse_record(_with_checksum("GPTXT,01,01,02,ANTSTATUS=OK")) is None
+
+
 def test_nmea_gsa_and_gsv_records() -> None:
     gsa = parse_record(_with_checksum("GPGSA,A,3,04,05,,09,12,,,24,,,,,2.5,1.3,2.1"))
     assert isinstance(gsa, DopRecord)
