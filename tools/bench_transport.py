@@ -7,12 +7,15 @@ one run publishes the same messages three ways and prints one JSON document:
 - `spool_normal`: `MqttClient` with a file spool, `synchronous=NORMAL`;
 - `spool_full`: the same with `synchronous=FULL` (one fsync per message).
 
-Throughput is messages divided by the time from the first publish call to
-the last acknowledgement. Ack latency is per message, from the publish call
-(paho) or the spool `put` (MqttClient) to its PUBACK; all publishes are
-issued at once, so it includes queueing behind earlier messages.
+Each variant runs twice. The burst run issues all `--messages` publishes
+at once, so its latency includes queueing behind earlier messages. The
+paced run publishes `--paced-messages` at `--rate` per second, which is
+closer to a daemon's load. Throughput is messages divided by the time from
+the first publish call to the last acknowledgement. Ack latency is per
+message, from the publish call (paho) or the spool `put` (MqttClient) to its
+PUBACK.
 
-    python tools/bench_transport.py --messages 5000 --payload-bytes 300 --output bench.json
+    python tools/bench_transport.py --messages 5000 --rate 200 --paced-messages 1000 --output bench.json
 """
 
 from __future__ import annotations
@@ -53,7 +56,16 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99), "max_ms": round(values[-1] * 1000.0, 3), "mean_ms": round(statistics.fmean(values) * 1000.0, 3)}
 
 
-def bench_paho_direct(broker: MosquittoBroker, payloads: list[bytes], window: int, timeout: float) -> dict[str, Any]:
+def _pace(index: int, started: float, rate: float | None) -> None:
+    """Sleep until message `index` is due when publishing at `rate` messages per second (None: no pacing)."""
+    if rate is None:
+        return
+    delay = started + index / rate - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def bench_paho_direct(broker: MosquittoBroker, payloads: list[bytes], window: int, timeout: float, rate: float | None) -> dict[str, Any]:
     """Publish with a bare paho client and time each PUBACK against its publish call."""
     # on_publish runs while paho holds its message lock, so it only records the ack time;
     # pairing mids with send times happens after the run (mids are unique below 65536 messages).
@@ -72,7 +84,8 @@ def bench_paho_direct(broker: MosquittoBroker, payloads: list[bytes], window: in
     client.connect(broker.host, broker.port)
     client.loop_start()
     started = time.perf_counter()
-    for payload in payloads:
+    for index, payload in enumerate(payloads):
+        _pace(index, started, rate)
         before = time.perf_counter()
         info = client.publish(TOPIC, payload, qos=1)
         sent_at[info.mid] = before
@@ -86,7 +99,9 @@ def bench_paho_direct(broker: MosquittoBroker, payloads: list[bytes], window: in
     return {"messages": len(payloads), "seconds": round(elapsed, 3), "messages_per_s": round(len(payloads) / elapsed, 1), "ack_latency": _percentiles(latencies)}
 
 
-def bench_spool(broker: MosquittoBroker, payloads: list[bytes], window: int, timeout: float, synchronous: str, workdir: Path) -> dict[str, Any]:
+def bench_spool(
+    broker: MosquittoBroker, payloads: list[bytes], window: int, timeout: float, rate: float | None, synchronous: str, workdir: Path
+) -> dict[str, Any]:
     """Publish through `MqttClient` and a file spool; latency from `put` to PUBACK via `on_ack`."""
     latencies: list[float] = []
     done = threading.Event()
@@ -96,14 +111,15 @@ def bench_spool(broker: MosquittoBroker, payloads: list[bytes], window: int, tim
         if len(latencies) == len(payloads):
             done.set()
 
-    spool = Spool(workdir / f"spool-{synchronous.lower()}.db", synchronous=synchronous)
+    spool = Spool(workdir / f"spool-{synchronous.lower()}-{rate or 'burst'}.db", synchronous=synchronous)
     config = MqttConfig(host=broker.host, port=broker.port, client_id=f"bench-spool-{synchronous.lower()}", inflight_window=window)
     client = MqttClient(config, spool, on_ack=on_ack)
     client.start()
     if not client.wait_connected(10):
         raise TimeoutError("MqttClient did not connect to the benchmark broker within 10 s")
     started = time.perf_counter()
-    for payload in payloads:
+    for index, payload in enumerate(payloads):
+        _pace(index, started, rate)
         client.publish(TOPIC, payload, qos=1)
     put_done = time.perf_counter() - started
     finished = done.wait(timeout)
@@ -127,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payload-bytes", type=int, default=300, help="payload size in bytes (default 300, about one result envelope)")
     parser.add_argument("--window", type=int, default=32, help="max unacknowledged messages in flight (default 32, the MqttConfig default)")
     parser.add_argument("--timeout", type=float, default=120.0, help="max seconds to wait for the acknowledgements of one variant")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages per second of the paced run (default 200)")
+    parser.add_argument("--paced-messages", type=int, default=1000, help="messages in the paced run (default 1000)")
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
     args = parser.parse_args(argv)
     if not 1 <= args.messages <= 65000:
@@ -136,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-transport-") as tmp:
         workdir = Path(tmp)
         with MosquittoBroker(workdir / "mosquitto") as broker:
-            results = {
-                "paho_direct": bench_paho_direct(broker, payloads, args.window, args.timeout),
-                "spool_normal": bench_spool(broker, payloads, args.window, args.timeout, "NORMAL", workdir),
-                "spool_full": bench_spool(broker, payloads, args.window, args.timeout, "FULL", workdir),
-            }
+            results = {}
+            for mode, rate, batch in (("burst", None, payloads), ("paced", args.rate, payloads[: args.paced_messages])):
+                results[mode] = {
+                    "paho_direct": bench_paho_direct(broker, batch, args.window, args.timeout, rate),
+                    "spool_normal": bench_spool(broker, batch, args.window, args.timeout, rate, "NORMAL", workdir),
+                    "spool_full": bench_spool(broker, batch, args.window, args.timeout, rate, "FULL", workdir),
+                }
     report = {
         "command": "python tools/bench_transport.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "messages": args.messages,
@@ -149,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "paho_version": paho.mqtt.__version__,
         "results": results,
-        "spool_normal_vs_direct_throughput": round(results["spool_normal"]["messages_per_s"] / results["paho_direct"]["messages_per_s"], 3),
+        "burst_spool_normal_vs_direct_throughput": round(
+            results["burst"]["spool_normal"]["messages_per_s"] / results["burst"]["paho_direct"]["messages_per_s"], 3
+        ),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     text = json.dumps(report, indent=2)
     print(text)
