@@ -69,7 +69,11 @@ class Model:
         self._temporary_dir = temporary_dir
         self._lock = threading.Lock()
         interpreter = handle.interpreter
-        input_detail = interpreter.get_input_details()[0]
+        input_details = interpreter.get_input_details()
+        if len(input_details) != 1:
+            names = ", ".join(detail["name"] for detail in input_details)
+            raise ModelConfigError(f"{model_path} has {len(input_details)} inputs ({names}): Model runs image models with exactly one input")
+        input_detail = input_details[0]
         self._input_index = int(input_detail["index"])
         self._batch_dynamic = int(input_detail.get("shape_signature", input_detail["shape"])[0]) == -1
         self._batch_size = int(input_detail["shape"][0])
