@@ -11,7 +11,7 @@ mean 0 and std 1, and a uint8 Edge TPU input carries raw pixels.
 
 Training data is either a folder of class folders (numeric folder names are
 class ids) or an `.npz` with `x` (N, H, W, 3) uint8 RGB, `y` class ids and an
-optional `track` array: images of one physical sign share a track, so the
+optional `track` array. Images of one physical sign share a track, so the
 validation split holds out whole tracks instead of near-duplicate frames.
 
 Usage: `python -m models.traffic_signs train --data DATA --output DIR`.

@@ -3,7 +3,7 @@
 Sources: a folder of images, a video file (N frames spread evenly over the
 clip), or a `.npy`/`.npz` array. Image files and video frames, and uint8
 arrays, go through `edge_sdk.runtime.preprocess.normalize`, the function the
-runtime uses, so calibration sees the same numbers as inference. A float array
+runtime uses, so calibration gets the same numbers as inference. A float array
 is taken as model input that is already normalized. Every sample is checked
 before conversion starts.
 """
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 200
 ARRAY_SUFFIXES = (".npy", ".npz")
-# The `.npz` key read when the archive holds more than one array (GTSRB-style files use `x`).
+# The `.npz` key read when the archive contains more than one array (GTSRB-style files use `x`).
 NPZ_IMAGE_KEY = "x"
 
 
@@ -128,7 +128,7 @@ def _pick_npz_array(path: Path, archive: np.lib.npyio.NpzFile) -> np.ndarray:
         return archive[NPZ_IMAGE_KEY]
     if len(archive.files) == 1:
         return archive[archive.files[0]]
-    raise CalibrationError(f"calibration archive {path} holds arrays {archive.files}: name the image array {NPZ_IMAGE_KEY!r} or keep only one")
+    raise CalibrationError(f"calibration archive {path} contains arrays {archive.files} and none is named {NPZ_IMAGE_KEY!r}: rename the image array or keep only one")
 
 
 def check_samples(array: np.ndarray, spec: InputSpec, source: str) -> CalibrationSet:
@@ -140,7 +140,7 @@ def check_samples(array: np.ndarray, spec: InputSpec, source: str) -> Calibratio
     """
     if not isinstance(array, np.ndarray) or array.dtype == object or not np.issubdtype(array.dtype, np.number):
         kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
-        raise CalibrationError(f"calibration set {source} holds {kind}, not a numeric image array: save images as uint8 pixels or float32 model inputs")
+        raise CalibrationError(f"calibration set {source} is invalid: it contains {kind}, not a numeric image array; save images as uint8 pixels or float32 model inputs")
     if array.ndim == 3 and spec.channels == 1:
         array = array[..., np.newaxis]
     if array.ndim != 4:

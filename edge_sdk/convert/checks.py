@@ -46,4 +46,4 @@ def check_graph(graph: ModelGraph, mode: str, target: str, model_name: str) -> N
                 "(for example RELU instead of a custom activation), or use --target cpu with --quantize fp16 or dynamic"
             )
     if mode == "fp16" and not graph.constant_dtypes.get("float16"):
-        raise ModelCheckError(f"{model_name} converted as fp16 holds no float16 weights ({graph.constant_dtypes}): the fp16 conversion did not apply")
+        raise ModelCheckError(f"{model_name} converted as fp16 contains no float16 weights ({graph.constant_dtypes}): the fp16 conversion failed; no package was written")

@@ -1,9 +1,9 @@
 """Edge TPU rules: which ops of an int8 model the Edge TPU compiler can map, and where it cuts the graph.
 
-The rules follow Coral's published model requirements: tensors are 8-bit
-quantized; sizes are static; tensors have at most 3 dimensions, or 4 with only
-the 3 innermost larger than 1; the op is on the supported list, and pooling
-and concatenation carry no fused activation. The compiler maps ops in order
+The rules follow Coral's published model requirements. Tensors are 8-bit
+quantized and their sizes are static. A tensor has at most 3 dimensions, or 4
+with only the 3 innermost larger than 1. The op is on the supported list, and
+pooling and concatenation carry no fused activation. The compiler maps ops in order
 and cuts the graph once, at the first op it cannot map, so that op and every
 op after it run on the CPU.
 
@@ -42,7 +42,7 @@ STATUS_AFTER_CUT = "Runs on the CPU because an earlier op cut the graph (the com
 
 @dataclass(frozen=True, slots=True)
 class OpVerdict:
-    """Where one op would run and why."""
+    """The placement of one op (Edge TPU or CPU) with the reason."""
 
     position: int
     op: str

@@ -16,7 +16,7 @@ class SourceModelError(ConvertError, ValueError):
 
 
 class CalibrationError(ConvertError, ValueError):
-    """The calibration set is missing, empty, or holds a sample of the wrong shape, type or values."""
+    """The calibration set is missing, empty, or contains a sample of the wrong shape, type or values."""
 
 
 class ValidationSetError(ConvertError, ValueError):

@@ -31,7 +31,7 @@ _QUANTIZED_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """How a converted model compares with the source on one set of inputs.
+    """The comparison of a converted model with the source on one set of inputs.
 
     Top-1 figures are fractions in [0, 1] and are None when the set has no labels.
     """

@@ -1,11 +1,14 @@
 """`convert()`: source model in, checked and measured candidates, one model package out.
 
-Steps: load the source; read calibration and validation sets through the
-runtime's preprocessing; convert each candidate mode; check its graph; load
-it in the runtime, invoke it on a real sample and compare with the source;
-measure accuracy and median invoke time; apply the accuracy gate; pick the
-mode (`auto`: the fastest candidate inside the gate); for coral, analyze Edge
-TPU placement and run `edgetpu_compiler` when installed; write the package.
+The steps are:
+1. Load the source model, and read the calibration and validation sets
+   through the runtime's preprocessing.
+2. Convert each candidate mode and check its graph.
+3. Load it in the runtime, invoke it on a real sample and compare with the source.
+4. Measure accuracy and median invoke time, and apply the accuracy gate.
+5. Pick the mode (`auto`: the fastest candidate inside the gate).
+6. For coral, analyze Edge TPU placement and run `edgetpu_compiler` when installed.
+7. Write the package.
 A candidate that fails a check or the gate is never written as a package.
 """
 
@@ -41,7 +44,7 @@ MAX_AGREEMENT_FRAMES = 200
 
 @dataclass(frozen=True, slots=True)
 class ConvertOptions:
-    """What to convert, for which target, and how to judge the result.
+    """Options of one conversion: source, target, data sets and the accuracy gate.
 
     `quantize` None takes the target's default (cpu: auto, jetson: fp16,
     coral: int8). `mean`, `std`, `color_order` and `resize` describe the

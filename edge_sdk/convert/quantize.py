@@ -11,8 +11,10 @@ Modes:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -52,17 +54,19 @@ def convert_candidate(source: SourceModel, mode: str, target: str, calibration: 
         raise ConversionFailedError(f"int8 conversion of {source.name} needs a calibration set: pass --calibration with real frames")
 
     failures: list[str] = []
-    for strategy, converter in source.iter_converters():
-        _configure(converter, mode, target, calibration)
-        try:
-            model_bytes = converter.convert()
-        except Exception as exc:  # noqa: BLE001 - the TFLite converter raises many unrelated types
-            message = _first_lines(exc)
-            logger.warning("converting %s as %s with %s failed: %s", source.name, mode, strategy, message)
-            failures.append(f"{strategy}: {message}")
-            continue
-        logger.info("converted %s as %s for %s with %s (%d bytes)", source.name, mode, target, strategy, len(model_bytes))
-        return Candidate(mode, strategy, bytes(model_bytes))
+    # Keras' SavedModel export prints a summary to stdout, which would corrupt `--json` output.
+    with contextlib.redirect_stdout(sys.stderr):
+        for strategy, converter in source.iter_converters():
+            _configure(converter, mode, target, calibration)
+            try:
+                model_bytes = converter.convert()
+            except Exception as exc:  # noqa: BLE001 - the TFLite converter raises many unrelated types
+                message = _first_lines(exc)
+                logger.warning("converting %s as %s with %s failed: %s", source.name, mode, strategy, message)
+                failures.append(f"{strategy}: {message}")
+                continue
+            logger.info("converted %s as %s for %s with %s (%d bytes)", source.name, mode, target, strategy, len(model_bytes))
+            return Candidate(mode, strategy, bytes(model_bytes))
 
     joined = "; ".join(failures)
     if mode == "int8" and "quantiz" in joined.lower():

@@ -144,7 +144,7 @@ def _keras_input_shape(model: Any, name: str) -> tuple[int | None, int, int, int
     except AttributeError:
         inputs = None
     if inputs is None:
-        # A subclassed model only knows its input once it has been called.
+        # A subclassed model has an input shape only after its first call.
         build_shape = getattr(model, "_build_shapes_dict", None) or {}
         shapes = list(build_shape.values())
         if len(shapes) != 1:
