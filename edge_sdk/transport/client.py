@@ -58,6 +58,27 @@ logger = logging.getLogger(__name__)
 __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
 
 
+class _PahoClient(mqtt.Client):
+    """paho client that remembers why the last connection attempt failed.
+
+    paho's `on_connect_fail` callback carries no exception, so the reason
+    (refused, timed out, certificate verify failed) is kept here for the logs.
+    NOTE: this overrides paho's private `_create_socket` (paho-mqtt 2.2); if a
+    later paho renames it, only the failure detail is lost.
+    """
+
+    last_connect_error: BaseException | None = None
+
+    def _create_socket(self) -> Any:
+        try:
+            sock = super()._create_socket()
+        except OSError as exc:
+            self.last_connect_error = exc
+            raise
+        self.last_connect_error = None
+        return sock
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """A received message handed to a subscription handler.
@@ -175,7 +196,7 @@ class MqttClient:
 
     def _make_paho(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(
+        client = _PahoClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=mqtt.MQTTv5 if cfg.is_v5 else mqtt.MQTTv311,
@@ -533,10 +554,12 @@ class MqttClient:
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._counters.connect_failures += 1
-        self._counters.last_error = f"cannot reach broker {self.config.address}"
+        cause = getattr(client, "last_connect_error", None)
+        detail = f": {cause}" if cause is not None else ""
+        self._counters.last_error = f"cannot reach broker {self.config.address}{detail}"
         self._failure_log.warning(
-            "MQTT client %r cannot reach broker %s (attempt %d); retrying with backoff up to %.0f s",
-            self.config.client_id, self.config.address, self._counters.connect_failures, self.config.reconnect_max_delay,
+            "MQTT client %r cannot reach broker %s%s (attempt %d); retrying with backoff up to %.0f s",
+            self.config.client_id, self.config.address, detail, self._counters.connect_failures, self.config.reconnect_max_delay,
         )
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason_code: ReasonCode, properties: Properties | None) -> None:

@@ -118,6 +118,7 @@ def test_client_reports_connect_failures() -> None:
     stats = client.stats()
     assert stats["connect_failures"] >= 2
     assert "cannot reach broker" in stats["last_error"]
+    assert "refused" in stats["last_error"]
     assert client.stop(5)
 
 
