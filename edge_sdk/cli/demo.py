@@ -19,15 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "Exits with 0 when frames were processed, results were stored, at least one escalation was answered and no error was logged."
         ),
     )
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds the daemon runs (default %(default)s)")
-    parser.add_argument("--source", type=Path, help="your own video file instead of the rendered road clip (played once)")
-    parser.add_argument("--model", type=Path, help="your own model package, archive or .tflite for the daemon instead of the built-in int8 sign model")
-    parser.add_argument("--cloud-model", type=Path, help="model for the MaaS worker instead of the built-in float sign model")
+    parser.add_argument("--duration", type=float, metavar="S", default=30.0, help="seconds the daemon runs (default %(default)s)")
+    parser.add_argument("--source", type=Path, metavar="PATH", help="your own video file instead of the rendered road clip (played once)")
+    parser.add_argument("--model", type=Path, metavar="PATH", help="your own model package, archive or .tflite for the daemon instead of the built-in int8 sign model")
+    parser.add_argument("--labels", type=Path, metavar="PATH", help="labels file (one label a line) for a bare .tflite given with --model")
+    parser.add_argument("--label-offset", type=int, default=0, metavar="N", help="lines to skip at the top of --labels, 1 for COCO files starting with 'unlabeled' (default %(default)s)")
+    parser.add_argument("--cloud-model", type=Path, metavar="PATH", help="model for the MaaS worker instead of the built-in float sign model")
     parser.add_argument("--broker", metavar="URL", help="use this broker (mqtt://host:port, mqtts://..., ?protocol=3.1.1) instead of the embedded one")
-    parser.add_argument("--out", type=Path, default=Path("edge-sdk-demo"), help="folder for the clip, logs, database and report (default %(default)s)")
+    parser.add_argument("--out", type=Path, metavar="DIR", default=Path("edge-sdk-demo"), help="folder for the clip, logs, database and report (default %(default)s)")
     parser.add_argument("--vehicle-id", default="demo-car", help="vehicle id in topics and records (default %(default)s)")
     parser.add_argument("--prefix", default="demo", help="topic prefix (default %(default)s)")
-    parser.add_argument("--escalate-below", type=float, default=0.8, help="escalate frames whose top score is below this, 0 to 1 (default %(default)s)")
+    parser.add_argument("--escalate-below", type=float, metavar="SCORE", default=0.8, help="escalate frames whose top score is below this, 0 to 1 (default %(default)s)")
     parser.add_argument("--no-live", action="store_true", help="do not draw the live view; log a line every few seconds instead")
     parser.add_argument("--no-vehicle", action="store_true", help="run without the vehicle simulator")
     parser.add_argument("--prepare-only", action="store_true", help="write the clip, vehicle logs and vehicle.yaml into --out and exit")
@@ -56,6 +58,8 @@ def demo_command(args: argparse.Namespace) -> int:
         out_dir=args.out,
         source=args.source,
         model=args.model,
+        labels=args.labels,
+        label_offset=args.label_offset,
         cloud_model=args.cloud_model,
         broker_url=args.broker,
         vehicle_id=args.vehicle_id,

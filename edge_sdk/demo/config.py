@@ -33,6 +33,8 @@ class PartFiles:
     spool: Path
     logs: VehicleLogs
     loop_source: bool
+    labels: Path | None = None
+    label_offset: int = 0
 
     @property
     def link_dir(self) -> Path:
@@ -78,6 +80,9 @@ def daemon_config_data(
         "spool": {"path": str(files.spool)},
         "publish": {"summary_interval_s": 10.0},
     }
+    if files.labels is not None:
+        data["models"][MODEL_NAME]["labels"] = str(files.labels)
+        data["models"][MODEL_NAME]["label_offset"] = files.label_offset
     if mqtt.username is not None:
         data["mqtt"]["username"] = mqtt.username
     if mqtt.password is not None:

@@ -61,6 +61,8 @@ class DemoOptions:
     out_dir: Path = Path("edge-sdk-demo")
     source: Path | None = None
     model: Path | None = None
+    labels: Path | None = None
+    label_offset: int = 0
     cloud_model: Path | None = None
     broker_url: str | None = None
     vehicle_id: str = "demo-car"
@@ -132,14 +134,16 @@ def prepare_files(options: DemoOptions) -> PartFiles:
         out_dir=out_dir,
         source=source,
         edge_model=(options.model or EDGE_PACKAGE).resolve(),
+        labels=options.labels.resolve() if options.labels else None,
+        label_offset=options.label_offset,
         cloud_model=(options.cloud_model or CLOUD_PACKAGE).resolve(),
         database=out_dir / "telemetry.sqlite",
         spool=out_dir / "spool.sqlite",
         logs=logs,
         loop_source=options.source is None,
     )
-    for what, path in (("source video", files.source), ("edge model", files.edge_model), ("cloud model", files.cloud_model)):
-        if not path.exists():
+    for what, path in (("source video", files.source), ("edge model", files.edge_model), ("cloud model", files.cloud_model), ("labels file", files.labels)):
+        if path is not None and not path.exists():
             raise DemoError(f"{what} {path} not found: pass an existing path or leave the option out to use the built-in one")
     write_vehicle_yaml(files, options.vehicle_id, options.prefix, options.escalate_below)
     return files

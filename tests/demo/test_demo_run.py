@@ -45,7 +45,7 @@ def test_demo_runs_built_in_clip(tmp_path):
 def test_demo_runs_user_source_once(tmp_path):
     clip = render_clip(tmp_path / "mine.mp4", seconds=5.0, fps=15.0, seed=3)
     out_dir = tmp_path / "demo"
-    report = run_demo(DemoOptions(duration_s=60.0, out_dir=out_dir, source=clip.path, model=EDGE_PACKAGE, live=False, vehicle=False, escalate_below=0.95))
+    report = run_demo(DemoOptions(duration_s=60.0, out_dir=out_dir, source=clip.path, model=EDGE_PACKAGE, live=False, vehicle=False, escalate_below=1.0))
     data = _check_report(out_dir, report)
     assert data["frames_processed"] <= clip.frame_count
     assert data["duration_s"] < 60.0
@@ -78,3 +78,20 @@ def test_demo_reports_missing_model(tmp_path, capsys):
     missing = tmp_path / "no-such-package"
     assert main(["demo", "--out", str(tmp_path / "demo"), "--model", str(missing), "--no-live"]) == 1
     assert str(missing) in capsys.readouterr().err
+
+
+def test_demo_runs_real_dashcam_detector(tmp_path, data_dir):
+    out_dir = tmp_path / "demo"
+    options = DemoOptions(
+        duration_s=60.0,
+        out_dir=out_dir,
+        source=data_dir / "video" / "solidWhiteRight.mp4",
+        model=data_dir / "detection" / "detect.tflite",
+        labels=data_dir / "detection" / "COCO_labels.txt",
+        label_offset=1,
+        live=False,
+    )
+    report = run_demo(options)
+    data = _check_report(out_dir, report)
+    assert data["labels"].get("car", 0) > 0
+    assert data["frames_processed"] <= 221
