@@ -29,7 +29,10 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-sdk", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="edge-sdk",
+        description="Convert vision models for the edge, run them on vehicle cameras and exchange results over MQTT.",
+    )
     parser.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for INFO, -vv for DEBUG")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
