@@ -55,7 +55,7 @@ class DemoError(EdgeSdkError, RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    """What to run and for how long. Paths None mean the built-in clip and models."""
+    """Options of one demo run. A path left as None means the built-in clip or model."""
 
     duration_s: float = 30.0
     out_dir: Path = Path("edge-sdk-demo")
