@@ -404,8 +404,8 @@ class MqttClient:
         """
         if self._closed:
             raise TransportError(f"MQTT client {self.config.client_id!r} is stopped: publish before stop() or create a new client")
-        if not topic or "+" in topic or "#" in topic:
-            raise TopicError(f"cannot publish to topic {topic!r}: a topic name must be non-empty and contain no wildcards")
+        if not topic or "+" in topic or "#" in topic or "\x00" in topic or len(topic.encode()) > 65535:
+            raise TopicError(f"cannot publish to topic {topic!r:.200}: a topic name must be 1 to 65535 bytes without wildcards or NUL")
         kind = kind_of_topic(topic)
         if isinstance(payload, Envelope):
             kind = payload.kind
@@ -470,15 +470,29 @@ class MqttClient:
         for message in self.spool.peek(free, exclude):
             if not self.connected.is_set() or self._stopping:
                 return
-            properties = properties_from_dict(message.properties) if self.config.is_v5 else None
-            with self._lock:
-                info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
-                if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                    # NO_CONN: paho keeps the message and sends it after the reconnect.
-                    self._inflight[info.mid] = _InFlight(message, time.monotonic())
-                    continue
+            try:
+                properties = properties_from_dict(message.properties) if self.config.is_v5 else None
+                with self._lock:
+                    info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
+                    if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                        # NO_CONN: paho keeps the message and sends it after the reconnect.
+                        self._inflight[info.mid] = _InFlight(message, time.monotonic())
+                        continue
+            except ValueError as exc:
+                # paho rejects an invalid topic or an oversized payload; retrying would block the queue forever.
+                self._reject_unsendable(message, exc)
+                continue
             logger.warning("paho did not take spooled message %d on %s (%s); retrying later", message.id, message.topic, info.rc)
             return
+
+    def _reject_unsendable(self, message: SpooledMessage, error: Exception) -> None:
+        self.spool.remove([message.id])
+        self._counters.rejected[message.kind] += 1
+        self._counters.last_error = f"message {message.id} on {message.topic} cannot be sent: {error}"
+        self._failure_log.error(
+            "spooled message %d on %r cannot be sent (%s); it is removed from the spool and counted as rejected",
+            message.id, message.topic, error,
+        )
 
     # --- acknowledgements -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from edge_sdk.transport.client import Delivery, InboundMessage, MqttClient
 from edge_sdk.transport.config import MqttConfig
 from edge_sdk.transport.payloads import EnvelopeBuilder, parse_envelope
 from edge_sdk.transport.spool import Spool
+from edge_sdk.transport.errors import TopicError
 from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
 from tests.broker import free_port
 from tests.transport.helpers import FAST_RECONNECT, Collector
@@ -197,3 +198,26 @@ def test_client_worker_presence_uses_worker_kind(mosquitto) -> None:
     assert collector.envelopes[0].kind is MessageKind.WORKER_STATUS
     assert collector.envelopes[0].vehicle_id == "maas-1"
     assert collector.envelopes[0].body["state"] == "online"
+
+
+def test_client_skips_unsendable_spooled_message(mosquitto, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.put("fleet/+/results", b"written by a buggy tool", kind="results")
+    topics = Topics("fleet", "car-1")
+    with Collector(mosquitto.url, topics.results) as collector:
+        with _publisher(mosquitto.url, spool) as publisher:
+            publisher.publish(topics.results, EnvelopeBuilder("car-1").build(MessageKind.RESULTS, {"index": 0}))
+            assert publisher.wait_drained(10)
+            assert collector.wait_for(lambda got: len(got) == 1, 10)
+            stats = publisher.stats()
+    assert stats["rejected"] == {"results": 1}
+    assert "fleet/+/results" in stats["last_error"]
+
+
+@pytest.mark.parametrize("topic", ["", "fleet/+/results", "fleet/#", "fleet/car\x00/results"])
+def test_client_publish_rejects_invalid_topic(topic: str) -> None:
+    client = MqttClient(MqttConfig(client_id="offline"))
+    with pytest.raises(TopicError):
+        client.publish(topic, b"{}")
+    assert client.spool.depth == 0
+    client.stop(1)
