@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -100,6 +101,7 @@ class SerialLink:
         self._stop_event = threading.Event()
         self._open_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self._changed = threading.Condition()
 
     @property
     def counters(self) -> FrameCounters:
@@ -114,7 +116,7 @@ class SerialLink:
         if self._thread is not None:
             return
         self._stop_event.clear()
-        self._state = LinkState.CONNECTING
+        self._set_state(LinkState.CONNECTING)
         self._thread = threading.Thread(target=self._run, name=f"firmware_bridge-{self.name}", daemon=True)
         self._thread.start()
 
@@ -127,7 +129,7 @@ class SerialLink:
             if thread.is_alive():
                 logger.error("link %s: reader thread did not stop within %.1f s; it is left running as a daemon thread", self.name, timeout)
         self._close_port()
-        self._state = LinkState.CLOSED
+        self._set_state(LinkState.CLOSED)
 
     close = stop
 
@@ -137,6 +139,16 @@ class SerialLink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def wait_until(self, predicate: Callable[[SerialLink], bool], timeout: float) -> bool:
+        """Block until `predicate(link)` is true or `timeout` seconds passed; it is re-checked at every state change."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+    def _set_state(self, state: LinkState) -> None:
+        with self._changed:
+            self._state = state
+            self._changed.notify_all()
 
     def wait_open(self, timeout: float) -> bool:
         """Block until the port is open (True) or `timeout` seconds passed (False)."""
@@ -227,7 +239,7 @@ class SerialLink:
 
     def _open_port(self) -> bool:
         if self._state is not LinkState.LOST:
-            self._state = LinkState.CONNECTING
+            self._set_state(LinkState.CONNECTING)
         try:
             port = serial.serial_for_url(
                 self.settings.url,
@@ -244,9 +256,9 @@ class SerialLink:
             return False
         self.framer.reset()
         self._port = port
-        self._state = LinkState.OPEN
         self.events.opens += 1
         self._open_event.set()
+        self._set_state(LinkState.OPEN)
         logger.info("link %s: opened %s", self.name, self.settings.url)
         return True
 
@@ -270,7 +282,7 @@ class SerialLink:
         self.events.last_error = str(exc)
         logger.warning("link %s: %s lost (%s); reopening with backoff", self.name, self.settings.url, exc)
         self._close_port()
-        self._state = LinkState.LOST
+        self._set_state(LinkState.LOST)
 
     def _close_port(self) -> None:
         port, self._port = self._port, None

@@ -236,6 +236,7 @@ class McuSim(_Worker):
         self.alerts: list[DriverAlert] = []
         self.alert_received = threading.Event()
         self.heartbeats_received = 0
+        self.heartbeat_received = threading.Event()
         self.frame_errors = 0
         self._framer = DelimitedFramer(DELIMITER, MAX_WIRE_FRAME, skip_empty=True)
         self._seq = 0
@@ -277,6 +278,7 @@ class McuSim(_Worker):
             self.alert_received.set()
         elif isinstance(message, Heartbeat):
             self.heartbeats_received += 1
+            self.heartbeat_received.set()
 
 
 class VehicleSim:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 
 import can
@@ -22,13 +22,30 @@ from firmware_bridge.slcan import SlcanLink, SlcanSettings, decode_frame as deco
 from firmware_bridge.vehicle import VehicleLinks
 
 
-def _wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
+def _watch_fix(links: VehicleLinks) -> threading.Event:
+    """Return an event set when the GPS link delivers a record with a fix."""
+    has_fix = threading.Event()
+
+    def on_record(record: object) -> None:
+        if getattr(record, "has_fix", False):
+            has_fix.set()
+
+    links.gps.on_record = on_record
+    return has_fix
+
+
+def _watch_vehicle_state(links: VehicleLinks) -> threading.Event:
+    """Return an event set when the MCU link delivers a vehicle state to VehicleLinks."""
+    received = threading.Event()
+    forward = links.mcu.on_message
+
+    def on_message(message: object) -> None:
+        forward(message)
+        if isinstance(message, VehicleState):
+            received.set()
+
+    links.mcu.on_message = on_message
+    return received
 
 
 def test_slcan_extended_flag_is_explicit() -> None:
@@ -121,15 +138,18 @@ def _vehicle_state() -> VehicleState:
 def test_vehicle_links_snapshot_and_alert(data_dir: Path, vehicle_sim, tmp_path: Path) -> None:
     sim = vehicle_sim.VehicleSim(nmea_log=data_dir / "nmea" / "bu353s4.log", mcu=True, link_dir=tmp_path, mcu_state=_vehicle_state)
     links = VehicleLinks.from_config({"gps": {"url": sim.paths()["gps"]}, "mcu": {"url": sim.paths()["mcu"], "heartbeat_interval_s": 0.05}})
+    has_fix = _watch_fix(links)
+    vehicle_state = _watch_vehicle_state(links)
     try:
         links.start()
         assert links.gps.wait_open(10)
         assert links.mcu.wait_open(10)
         sim.start()
-        assert _wait_for(lambda: (links.snapshot()["gps"] or {}).get("has_fix") and links.snapshot()["mcu"] is not None)
+        assert has_fix.wait(10)
+        assert vehicle_state.wait(10)
         links.send_alert("stop_sign", "warning", 17)
         assert sim.workers["mcu"].alert_received.wait(5)
-        assert _wait_for(lambda: sim.workers["mcu"].heartbeats_received > 0)
+        assert sim.workers["mcu"].heartbeat_received.wait(5)
         snapshot = links.snapshot()
         status = links.status()
     finally:
@@ -173,16 +193,17 @@ def test_mcu_alert_retries_then_times_out(vehicle_sim, tmp_path: Path) -> None:
 def test_link_lost_and_reopened(data_dir: Path, vehicle_sim, tmp_path: Path) -> None:
     device = vehicle_sim.PtyDevice("gps", tmp_path)
     links = VehicleLinks.from_config({"gps": {"url": device.path, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2}})
+    has_fix = _watch_fix(links)
     try:
         links.start()
         assert links.gps.wait_open(10)
         device.unplug()
-        assert _wait_for(lambda: links.status()["gps"]["state"] == LinkState.LOST.value)
+        assert links.gps.wait_until(lambda link: link.state is LinkState.LOST, 10)
         device.replug()
-        assert _wait_for(lambda: links.status()["gps"]["opens"] == 2)
+        assert links.gps.wait_until(lambda link: link.events.opens == 2, 10)
         feeder = vehicle_sim.NmeaFeeder(device, data_dir / "nmea" / "bu353s4.log")
         feeder.start()
-        assert _wait_for(lambda: (links.snapshot()["gps"] or {}).get("has_fix"))
+        assert has_fix.wait(10)
         feeder.stop()
         status = links.status()["gps"]
     finally:
@@ -258,7 +279,7 @@ def test_slcan_silent_adapter_times_out(vehicle_sim, tmp_path: Path) -> None:
     try:
         link.start()
         assert link.wait_open(10)
-        assert _wait_for(lambda: link.events.last_error is not None)
+        assert link.wait_until(lambda link: link.events.last_error is not None, 10)
     finally:
         link.stop()
         device.close()
@@ -293,7 +314,7 @@ def test_slcan_setup_rejected_is_retried(vehicle_sim, tmp_path: Path) -> None:
     try:
         adapter.start()
         link.start()
-        assert _wait_for(lambda: link.events.losses >= 2)
+        assert link.wait_until(lambda link: link.events.losses >= 2, 10)
     finally:
         link.stop()
         adapter.stop_event.set()
