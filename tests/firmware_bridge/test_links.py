@@ -111,7 +111,7 @@ def test_mcu_decoder_raises_only_frame_error(block: bytes) -> None:
         pass
 
 
-def test_slcan_bel_answer_raises_command_error(vehicle_sim, tmp_path: Path) -> None:
+def test_slcan_bel_raises_command_error(vehicle_sim, tmp_path: Path) -> None:
     device = vehicle_sim.PtyDevice("can", tmp_path)
     adapter = vehicle_sim.SlcanAdapterSim(device, [])
     link = SlcanLink("can", LinkSettings(device.path), SlcanSettings(listen_only=False))
