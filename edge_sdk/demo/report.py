@@ -76,7 +76,8 @@ class DemoReport:
 
     @property
     def passed(self) -> bool:
-        return self.frames_processed > 0 and self.frames_stored > 0 and self.escalations_answered > 0 and not self.errors
+        stored_cleanly = self.dead_letters == 0 and self.answer_errors == 0
+        return self.frames_processed > 0 and self.frames_stored > 0 and self.escalations_answered > 0 and stored_cleanly and not self.errors
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -32,7 +32,8 @@ def test_throughput_empty():
 
 @pytest.mark.parametrize(
     ("changes", "passed"),
-    [({}, True), ({"errors": ("x: failed",)}, False), ({"escalations_answered": 0}, False), ({"frames_stored": 0}, False)],
+    [({}, True), ({"errors": ("x: failed",)}, False), ({"escalations_answered": 0}, False), ({"frames_stored": 0}, False),
+     ({"dead_letters": 1}, False), ({"answer_errors": 1}, False)],
 )
 def test_report_passed_rule(changes, passed):
     assert _report(**changes).passed is passed
