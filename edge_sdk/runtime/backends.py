@@ -30,6 +30,10 @@ class Backend:
     interpreter_module: str
     delegate_module: str
     pip_package: str
+    # True when the backend runs the FlatBuffer verifier before building the
+    # interpreter. Without it a corrupt file can crash the process, so such
+    # files are first loaded in a child process (see `probe`).
+    verifies_models: bool = False
 
     def load(self) -> tuple[Any, Any]:
         """Import the backend; return its `Interpreter` class and `load_delegate` function."""
@@ -44,7 +48,11 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "ai_edge_litert": Backend("ai_edge_litert", "ai_edge_litert.interpreter", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    # Verification seen with ai-edge-litert 2.3 (a corrupt file raises "not a valid
+    # Flatbuffer"); tflite-runtime 2.14 crashed on the same file, and tf.lite 2.21 loaded it.
+    "ai_edge_litert": Backend(
+        "ai_edge_litert", "ai_edge_litert.interpreter", "ai_edge_litert.interpreter", "ai-edge-litert", verifies_models=True
+    ),
     "tflite_runtime": Backend("tflite_runtime", "tflite_runtime.interpreter", "tflite_runtime.interpreter", "tflite-runtime"),
     "tensorflow": Backend("tensorflow", "tensorflow.lite", "tensorflow.lite.experimental", "tensorflow-cpu"),
 }

@@ -28,6 +28,7 @@ from edge_sdk.runtime.errors import (
     UnsupportedOperatorError,
 )
 from edge_sdk.runtime.model_file import EDGETPU_CUSTOM_OP, ModelFileInfo, read_model_info
+from edge_sdk.runtime.probe import probe_model
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +109,19 @@ def open_interpreter(
         raise EdgeTpuModelError(_edgetpu_message(model_path))
 
     chosen, interpreter_class, load_delegate = resolve_backend(backend)
+    if not chosen.verifies_models:
+        probe_model(model_path, chosen)
     loaded = [_load_delegate(load_delegate, spec, model_path) for spec in specs]
     try:
         interpreter = interpreter_class(
             model_path=str(model_path), num_threads=num_threads, experimental_delegates=loaded or None
         )
         interpreter.allocate_tensors()
+        # Tensor names are decoded here, so a corrupt name fails now rather than in predict().
+        interpreter.get_input_details()
+        interpreter.get_output_details()
+    except UnicodeDecodeError as exc:
+        raise InvalidModelError(f"{model_path} has tensor names that are not valid UTF-8 ({exc}): the file is corrupt; copy it again") from exc
     except (RuntimeError, ValueError) as exc:
         raise _classify_load_error(exc, model_path, specs) from exc
     logger.info(

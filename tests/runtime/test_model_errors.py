@@ -143,11 +143,18 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
         flipped[position] ^= 0xFF
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(bytes(flipped))
+    # One changed byte inside a table: tflite-runtime 2.14, which does not
+    # verify FlatBuffers, crashed with SIGSEGV on this file.
+    one_byte = bytearray((models_dir / "dominant_color_float.tflite").read_bytes())
+    one_byte[195] = 43
+    crashing = tmp_path / "crashing.tflite"
+    crashing.write_bytes(bytes(one_byte))
     paths = [
         coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
         coral_dir / "model_invoking_error.tflite",
         truncated,
         text,
+        crashing,
         corrupt,
     ]
     script = textwrap.dedent(
@@ -168,7 +175,7 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     outcomes = completed.stdout.split()
-    assert outcomes[:4] == ["EdgeTpuModelError", "UnsupportedOperatorError", "InvalidModelError", "InvalidModelError"]
+    assert outcomes[:5] == ["EdgeTpuModelError", "UnsupportedOperatorError", "InvalidModelError", "InvalidModelError", "InvalidModelError"]
     assert len(outcomes) == len(paths)
 
 
@@ -197,3 +204,25 @@ def test_bare_model_options_are_checked(models_dir):
         Model.load(path, mean=128, std=128, score_threshold=1.5)
     with pytest.raises(ModelConfigError, match="std"):
         Model.load(path, mean=128, std=0)
+
+
+def test_probe_reports_interpreter_crash(models_dir, tmp_path, monkeypatch):
+    from edge_sdk.runtime.backends import Backend
+    from edge_sdk.runtime.probe import probe_model
+
+    # A stand-in backend whose Interpreter aborts, as a segfaulting one would die.
+    (tmp_path / "aborting_backend.py").write_text(
+        "import os\n\nclass Interpreter:\n    def __init__(self, model_path):\n        os.abort()\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    backend = Backend("aborting", "aborting_backend", "aborting_backend", "none")
+    with pytest.raises(InvalidModelError, match="crashes the aborting interpreter \\(SIGABRT"):
+        probe_model(models_dir / "dominant_color_float.tflite", backend)
+
+
+def test_probe_accepts_good_model(models_dir):
+    from edge_sdk.runtime.backends import BACKENDS, resolve_backend
+    from edge_sdk.runtime.probe import probe_model
+
+    backend, _, _ = resolve_backend(None)
+    probe_model(models_dir / "dominant_color_float.tflite", BACKENDS[backend.name])

@@ -1,0 +1,84 @@
+"""Load a model once in a child process, so a file that crashes the interpreter cannot crash this one.
+
+Backends without the FlatBuffer verifier (tflite-runtime 2.14, tf.lite)
+build the interpreter straight from the file. A corrupt file that passes the
+checks in `model_file` can then end in a segmentation fault. The child
+creates the interpreter, allocates tensors and invokes once on zeros; only
+its exit status matters, since Python errors are reported again in this
+process when the real interpreter is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from edge_sdk.runtime.backends import Backend
+from edge_sdk.runtime.errors import InvalidModelError
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 120.0
+
+_CHILD_SCRIPT = """
+import sys
+import numpy as np
+module = __import__(sys.argv[1], fromlist=["Interpreter"])
+try:
+    interpreter = module.Interpreter(model_path=sys.argv[2])
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
+    for detail in interpreter.get_output_details():
+        interpreter.get_tensor(detail["index"])
+except Exception:
+    pass
+"""
+
+# Files already probed in this process, by (path, size, modification time).
+_probed: set[tuple[str, int, int]] = set()
+_probed_lock = threading.Lock()
+
+
+def probe_model(model_path: Path, backend: Backend) -> None:
+    """Raise InvalidModelError when loading and running `model_path` kills a child process."""
+    stat = model_path.stat()
+    key = (str(model_path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _probed_lock:
+        if key in _probed:
+            return
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", _CHILD_SCRIPT, backend.interpreter_module, str(model_path)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise InvalidModelError(
+            f"{model_path} did not load within {PROBE_TIMEOUT_S:.0f} s in a test process ({backend.name}): "
+            "the file may be corrupt; copy it again or re-export it"
+        ) from exc
+    if completed.returncode < 0:
+        signal_name = _signal_name(-completed.returncode)
+        raise InvalidModelError(
+            f"{model_path} crashes the {backend.name} interpreter ({signal_name} in a test process): "
+            "the file is corrupt; copy the model again or re-export it"
+        )
+    if completed.returncode != 0:
+        # The child could not even start the backend; the in-process load reports why.
+        logger.debug("probe of %s exited with %d: %s", model_path, completed.returncode, completed.stderr[-500:])
+    with _probed_lock:
+        _probed.add(key)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
