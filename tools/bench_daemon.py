@@ -168,6 +168,8 @@ def run_child(stage: str, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"bench stage {stage} failed with exit code {process.returncode}:\n{stderr[-3000:]}")
     result = json.loads(b"".join(stdout_chunks))
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024.0, 1)
+    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
+    result["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
