@@ -3,7 +3,7 @@
 Every frame carries a sequence number (0..255, wrapping). The receiver of a
 frame sent with FLAG_ACK_REQUEST replies with an ACK frame naming its type and
 sequence number. The sender retries until the ACK arrives or the retries run out. A
-receiver that sees the same (type, seq) twice in a row acknowledges again but
+receiver that gets the same (type, seq) twice in a row acknowledges again but
 delivers the message once, so a lost ACK does not duplicate an alert.
 """
 
