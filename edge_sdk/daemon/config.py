@@ -166,7 +166,7 @@ class SourceSection:
 
 @dataclass(frozen=True, slots=True)
 class PublishSection:
-    results: str = setting("all", "Which per-frame results are published: every frame, only frames with a detection or class above the threshold, or none.", choices=("all", "detections", "none"))
+    results: str = setting("all", "Which per-frame results are published: every frame, only frames with a detection or top class scoring at least events.min_score, or none. Escalated frames are always published.", choices=("all", "detections", "none"))
     results_every_n: int = setting(1, "Publish the result of every n-th processed frame of a source.", minimum=1)
     events: bool = setting(True, "Publish object events (new, update, end).")
     summary_interval_s: float = setting(60.0, "Period of the summary record (counts per label, frames, mean score); 0 turns it off.", unit="s", minimum=0.0)

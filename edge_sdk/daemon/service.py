@@ -192,10 +192,14 @@ class Daemon:
         if self.config.vehicle is None:
             return
         try:
+            from firmware_bridge.errors import FirmwareBridgeError
             from firmware_bridge.vehicle import VehicleLinks
         except ImportError as exc:
             raise DaemonError(f"[vehicle] is configured but firmware_bridge.vehicle cannot be imported ({exc}): install firmware_bridge or remove [vehicle]") from exc
-        self._vehicle = VehicleLinks.from_config(dict(self.config.vehicle))
+        try:
+            self._vehicle = VehicleLinks.from_config(dict(self.config.vehicle))
+        except FirmwareBridgeError as exc:
+            raise DaemonConfigError(f"vehicle: {exc}", key="vehicle", value=dict(self.config.vehicle)) from exc
         self._vehicle.start()
 
     def _open_escalation(self) -> None:

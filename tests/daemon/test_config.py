@@ -214,3 +214,27 @@ def test_docs_list_every_config_key() -> None:
     docs = (REPO_ROOT / "docs" / "daemon.md").read_text()
     missing = [doc.key for doc in describe_keys() if f"`{doc.key}`" not in docs]
     assert not missing, f"docs/daemon.md does not list {missing}: regenerate the table with python -m edge_sdk.daemon.reference"
+
+
+def test_cli_check_accepts_valid_config(tmp_path: Path) -> None:
+    config = tmp_path / "vehicle.yaml"
+    config.write_text(YAML)
+    completed = subprocess.run(
+        [sys.executable, "-m", "edge_sdk", "run", "--config", str(config), "--check"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "valid (2 sources, 1 models, vehicle car-1)" in completed.stdout
+
+
+def test_cli_bad_vehicle_section_names_it(tmp_path: Path, data_dir: Path) -> None:
+    from tests.broker import free_port
+    from tests.daemon.support import write_config
+
+    config = write_config(tmp_path / "vehicle.toml", data_dir, free_port(), spool=tmp_path / "spool.sqlite", extra='[vehicle.gps]\nbaud = 9600\n')
+    completed = subprocess.run(
+        [sys.executable, "-m", "edge_sdk", "run", "--config", str(config)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
+    )
+    assert completed.returncode == 1
+    assert "vehicle: " in completed.stderr
+    assert "baud" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -118,3 +118,37 @@ model = "second"
     assert {b["model_name"] for b in by_source["front"] + by_source["rear"]} == {"detector"}
     assert {b["model_name"] for b in by_source["side"]} == {"second"}
     assert len(daemon._workers) == 2
+
+
+def test_daemon_publish_settings_select_results(tmp_path: Path, data_dir: Path, short_clip: Path, mosquitto) -> None:
+    collector = Collector(mosquitto.host, mosquitto.port).start()
+    extra = """
+[publish]
+results = "detections"
+results_every_n = 2
+events = false
+summary_interval_s = 0
+
+[events]
+min_score = 0.6
+"""
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", extra=extra)
+    config.write_text(config.read_text().replace(str(data_dir / "video" / "solidWhiteRight.mp4"), str(short_clip)))
+    daemon = Daemon(load_config(config))
+    try:
+        assert daemon.run() == 0
+        published = daemon.metrics.counters.get("results_published")
+        assert collector.wait_for(lambda c: any(m["body"].get("state") == "offline" for m in c.of_kind("status")), 30)
+        assert collector.wait_for(lambda c: len(c.frames()) >= published, 30)
+    finally:
+        collector.stop()
+
+    frames = collector.frames()
+    assert 0 < len(frames) == published
+    assert published + daemon.metrics.counters.get("results_skipped") == daemon._sources["front"].stats().captured
+    for message in frames:
+        body = message["body"]
+        assert body["frame_seq"] % 2 == 0
+        assert max(d["score"] for d in body["result"]["detections"]) >= 0.6
+    assert collector.of_kind("events") == []
+    assert not [m for m in collector.of_kind("results") if m["body"]["type"] == "summary"]
