@@ -4,9 +4,9 @@ Publishing: every QoS >= 1 `publish` is written to the `Spool` first and
 returns its spool id. A sender thread hands spooled messages to paho in
 priority order (events, status, results, then escalation frames), keeping at
 most `inflight_window` unacknowledged, and deletes each one when the broker's
-PUBACK/PUBCOMP arrives (`on_publish` with its mid). A message lost with the
-connection is resent by paho after the reconnect, and after a process
-restart by the spool, so delivery is at least once; subscribers drop
+PUBACK/PUBCOMP arrives (`on_publish` with its mid). Paho resends a message
+lost with the connection after the reconnect. After a process restart the
+spool resends it. Delivery is therefore at least once, and subscribers drop
 duplicates by the envelope's `message_id`. QoS 0 messages bypass the spool
 and are dropped (and counted) while disconnected.
 
@@ -84,8 +84,9 @@ class InboundMessage:
     """A received message handed to a subscription handler.
 
     With `MqttConfig.manual_ack` the handler, or the code it hands the message
-    to, must call `ack()` once the message is safely processed; otherwise
-    paho acknowledges it when the handler returns and `ack()` does nothing.
+    to, must call `ack()` once the message is safely processed. Without it,
+    paho acknowledges the message when the handler returns and `ack()` does
+    nothing.
     """
 
     topic: str
@@ -108,9 +109,9 @@ MessageHandler = Callable[[InboundMessage], None]
 class Delivery:
     """A spooled message the broker acknowledged.
 
-    `latency_s` runs from the spool `put` to the acknowledgement (includes
-    time spent queued during an outage); `rtt_s` from the hand-over to paho
-    to the acknowledgement, or None for a message sent by an earlier process.
+    `latency_s` runs from the spool `put` to the acknowledgement, including
+    time spent queued during an outage. `rtt_s` runs from the hand-over to
+    paho to the acknowledgement.
     """
 
     spool_id: int
@@ -119,7 +120,7 @@ class Delivery:
     priority: int
     created: float
     latency_s: float
-    rtt_s: float | None
+    rtt_s: float
 
 
 @dataclass(slots=True)

@@ -1,8 +1,8 @@
 """Connection settings of `MqttClient`: a typed, validated `MqttConfig`.
 
 Build one directly, from a URL (`MqttConfig.from_url("mqtts://user:pw@host:8883?client_id=car-7")`)
-or from a mapping read out of a TOML/YAML file (`MqttConfig.from_dict(section, key="mqtt")`);
-every error is an `MqttConfigError` naming the key and the value.
+or from a mapping read out of a TOML/YAML file (`MqttConfig.from_dict(section, key="mqtt")`).
+Every error is an `MqttConfigError` naming the key and the value.
 """
 
 from __future__ import annotations

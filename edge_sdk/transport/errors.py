@@ -1,7 +1,7 @@
 """Errors of the MQTT transport.
 
-Every class also inherits the builtin a caller would expect, so code that
-knows nothing of edge-sdk can still catch `ValueError`, `OSError`,
+Every class also inherits the builtin a caller would expect, so code written
+without edge-sdk in mind can still catch `ValueError`, `OSError`,
 `ConnectionError` or `TimeoutError`.
 """
 

@@ -321,7 +321,7 @@ class EscalationReply:
     """The cloud's reply to one `EscalationRequest`.
 
     Exactly one of `result` (the heavier model's result dict) and `error`
-    (a sentence saying why the request could not be answered) is set.
+    (a sentence saying why the request failed) is set.
     `correlation_id` may be empty only in an error reply to a request that
     carried none.
     """

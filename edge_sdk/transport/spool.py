@@ -14,9 +14,9 @@ the oldest rows of the lowest priority not above the new message's are
 dropped until it fits. When only higher-priority rows remain, the new
 message itself is dropped. Every drop is counted per kind.
 
-Durability: `synchronous="NORMAL"` (the default) survives a killed process
-but may lose the last commits on a power cut; `"FULL"` also survives a power
-cut at the cost of one fsync per message.
+Durability: `synchronous="NORMAL"` (the default) survives a killed process,
+but a power cut may lose the last commits. `"FULL"` also survives a power
+cut, at the cost of one fsync per message.
 
 Thread-safe: one connection guarded by a lock.
 """
@@ -79,9 +79,9 @@ class Spool:
 
     `path` is a file (created with its folder) or `":memory:"` for a queue
     that does not survive the process. A file that is not a readable SQLite
-    database is moved aside to `<path>.corrupt-<unix time>`; then
-    `SpoolCorruptError` is raised, unless `recover_corrupt` is true, in which
-    case an empty spool is started and the error is logged.
+    database is moved aside to `<path>.corrupt-<unix time>`. Then
+    `SpoolCorruptError` is raised. With `recover_corrupt` the error is
+    logged instead, and an empty spool is started.
     """
 
     def __init__(

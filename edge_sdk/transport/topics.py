@@ -6,7 +6,7 @@ Layout, one topic per sender and message kind::
     {prefix}/{vehicle_id}/events               object appeared / updated / ended
     {prefix}/{vehicle_id}/status               retained: presence ("online"/"offline") and health
     {prefix}/{vehicle_id}/escalations          frames sent to the cloud for a second opinion
-    {prefix}/{vehicle_id}/escalation_replies   cloud answers, one reply topic per vehicle
+    {prefix}/{vehicle_id}/escalation_replies   cloud replies, one reply topic per vehicle
     {prefix}/{worker_id}/worker_status         status of a cloud MaaS worker
 
 `prefix` may contain slashes (`fleet/eu`); vehicle and worker ids may not.
