@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-TRAIN_KWARGS = {"variant": "small", "epochs": 15, "seed": 1234, "validation_fraction": 0.1}
+TRAIN_KWARGS = {"variant": "small", "epochs": 20, "seed": 1234, "validation_fraction": 0.05}
 CALIBRATION_SAMPLES = 200
 CACHE_ROOT = Path(os.environ.get("EDGE_SDK_TEST_CACHE", Path.home() / ".cache" / "edge-sdk-tests"))
 
