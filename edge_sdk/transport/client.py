@@ -488,7 +488,8 @@ class MqttClient:
 
     def _reject_unsendable(self, message: SpooledMessage, error: Exception) -> None:
         self.spool.remove([message.id])
-        self._counters.rejected[message.kind] += 1
+        with self._lock:
+            self._counters.rejected[message.kind] += 1
         self._counters.last_error = f"message {message.id} on {message.topic} cannot be sent: {error}"
         self._failure_log.error(
             "spooled message %d on %r cannot be sent (%s); it is removed from the spool and counted as rejected",
@@ -521,7 +522,8 @@ class MqttClient:
     def _record_ack(self, entry: _InFlight, reason_code: ReasonCode | None, acked_mono: float, now: float) -> None:
         message = entry.message
         if reason_code is not None and reason_code.is_failure:
-            self._counters.rejected[message.kind] += 1
+            with self._lock:
+                self._counters.rejected[message.kind] += 1
             self._failure_log.error(
                 "broker rejected message %d on %s with reason %s; it is removed from the spool and counted as rejected",
                 message.id, message.topic, reason_code,
@@ -694,12 +696,13 @@ class MqttClient:
         counters = self._counters
         with self._lock:
             inflight = len(self._inflight)
+            rejected = dict(counters.rejected)
         return {
             "connected": self.connected.is_set(),
             "queued": counters.published,
             "inflight": inflight,
             "acked": counters.acked,
-            "rejected": dict(counters.rejected),
+            "rejected": rejected,
             "dropped": spool["dropped"],
             "dropped_total": spool["dropped_total"],
             "spool_depth": spool["depth"],

@@ -39,9 +39,6 @@ class Collector:
                 self._changed.wait(remaining)
             return True
 
-    def unique_ids(self, kind: str | None = None) -> set[str]:
-        return {e.message_id for e in self.envelopes if kind is None or e.kind.value == kind}
-
     def __enter__(self) -> Collector:
         self.client.start()
         assert self.client.wait_ready(10), "collector did not connect and subscribe within 10 s"
