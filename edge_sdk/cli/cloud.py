@@ -74,6 +74,8 @@ def _register_maas(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--model-name", help="model name sent in replies (default: from the manifest or the file name)")
     serve.add_argument("--model-version", help="model version sent in replies (default: from the manifest, or 1)")
     serve.add_argument("--num-threads", type=int, help="interpreter threads for a TFLite model (default: the backend's choice)")
+    serve.add_argument("--mean", type=float, help="bare float .tflite only: value subtracted from 0-255 pixels")
+    serve.add_argument("--std", type=float, help="bare float .tflite only: divisor applied after the mean")
     serve.add_argument("--worker-id", default=socket.gethostname().split(".")[0], help="unique id of this worker; also fixes its client id maas-<id> (default: host name)")
     serve.add_argument("--group", default="maas", help="shared subscription group: workers of one group split the requests (default %(default)s)")
     serve.add_argument("--max-batch", type=int, default=8, help="most requests run as one batch; 1 turns batching off (default %(default)s)")
@@ -101,7 +103,10 @@ def _maas_serve(args: argparse.Namespace) -> int:
         status_interval_s=args.status_interval,
         session_expiry_s=args.session_expiry,
     )
-    model = load_cloud_model(args.model, labels=args.labels, num_threads=args.num_threads, name=args.model_name, version=args.model_version)
+    bare_options = {key: value for key, value in (("mean", args.mean), ("std", args.std)) if value is not None}
+    model = load_cloud_model(
+        args.model, labels=args.labels, num_threads=args.num_threads, name=args.model_name, version=args.model_version, **bare_options
+    )
     worker = MaasWorker(model, _mqtt_config(args), config)
     try:
         worker.start()

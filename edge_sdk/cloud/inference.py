@@ -54,13 +54,16 @@ class TfliteCloudModel(CloudModel):
     other runs the images of a batch one after another.
     """
 
-    def __init__(self, path: str | Path, *, labels: str | Path | None = None, num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, labels: str | Path | None = None, num_threads: int | None = None, **load_options: Any
+    ) -> None:
+        """Load the model; `load_options` (mean, std, task, color_order, resize) go to `Model.load` for a bare `.tflite`."""
         from edge_sdk.package.errors import PackageError
         from edge_sdk.runtime import Model
         from edge_sdk.runtime.errors import RuntimeModelError
 
         try:
-            self._model = Model.load(path, labels=labels, num_threads=num_threads)
+            self._model = Model.load(path, labels=labels, num_threads=num_threads, **load_options)
         except (RuntimeModelError, PackageError) as exc:
             raise WorkerModelError(f"cannot load the TFLite model {path}: {exc}") from exc
         self.name = self._model.manifest.name
@@ -153,8 +156,13 @@ def load_cloud_model(
     num_threads: int | None = None,
     name: str | None = None,
     version: str | None = None,
+    **tflite_options: Any,
 ) -> CloudModel:
-    """Load a TFLite package, archive or `.tflite` through the runtime, or a Keras/SavedModel in float."""
+    """Load a TFLite package, archive or `.tflite` through the runtime, or a Keras/SavedModel in float.
+
+    `tflite_options` (mean, std, task, color_order, resize) describe a bare
+    `.tflite` whose file cannot say them; a package's manifest already does.
+    """
     path = Path(path)
     if not path.exists():
         raise WorkerModelError(f"model {path} not found: pass a model package, a .tflite, a .keras file or a SavedModel directory")
@@ -164,7 +172,7 @@ def load_cloud_model(
         return KerasCloudModel(path, labels=labels, name=name, version=version or "1")
     if keras_in_folder is not None and keras_in_folder.is_file() and not (path / "manifest.json").is_file():
         return KerasCloudModel(keras_in_folder, labels=labels, name=name or path.name, version=version or "1")
-    model = TfliteCloudModel(path, labels=labels, num_threads=num_threads)
+    model = TfliteCloudModel(path, labels=labels, num_threads=num_threads, **tflite_options)
     if name:
         model.name = name
     if version:

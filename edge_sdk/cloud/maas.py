@@ -122,9 +122,13 @@ class MaasWorker:
         self._client = MqttClient(self.mqtt_config, on_ack=self._on_reply_acked)
         self._envelopes = EnvelopeBuilder(config.worker_id)
         self._model_ref = ModelRef(model.name, model.version)
+        # Gathering requests for a model that runs one image per call only adds waiting.
+        self.max_batch = max(1, min(config.max_batch, model.max_batch))
+        if self.max_batch < config.max_batch:
+            logger.info("model %s runs one image per call: MaaS worker %s does not batch", model.name, config.worker_id)
         self._batcher: MicroBatcher[_Job] = MicroBatcher(
             self._run_batch,
-            max_batch=max(1, config.max_batch),
+            max_batch=self.max_batch,
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
             name=f"maas-batcher-{config.worker_id}",
@@ -154,7 +158,7 @@ class MaasWorker:
         self._status_thread.start()
         logger.info(
             "MaaS worker %s serving %s %s on %s (batch up to %d or %.0f ms)",
-            self.config.worker_id, self.model.name, self.model.version, self.config.request_filter, self.config.max_batch, self.config.max_wait_ms,
+            self.config.worker_id, self.model.name, self.model.version, self.config.request_filter, self.max_batch, self.config.max_wait_ms,
         )
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -230,13 +234,9 @@ class MaasWorker:
                 self._reject(job.message, str(exc), job.checked.target)
                 continue
             ready.append(job)
-        # A model that cannot run a batch at once runs chunks of one, and each reply goes out
-        # as soon as its own chunk is done instead of waiting for the whole batch.
-        chunk = max(1, self.model.max_batch)
-        for start in range(0, len(ready), chunk):
-            self._run_chunk(ready[start : start + chunk], images[start : start + chunk])
+        self._predict_and_reply(ready, images)
 
-    def _run_chunk(self, jobs: list[_Job], images: list[Any]) -> None:
+    def _predict_and_reply(self, jobs: list[_Job], images: list[Any]) -> None:
         try:
             results = self.model.predict_batch(images)
         except Exception as exc:  # noqa: BLE001 - every request of the batch still gets a reply
@@ -299,6 +299,7 @@ class MaasWorker:
             "worker_id": self.config.worker_id,
             "group": self.config.group,
             "model": self._model_ref.to_dict(),
+            "max_batch": self.max_batch,
             "requests": handled,
             "request_counts": requests,
             "queue_depth": self._batcher.queue_depth,
