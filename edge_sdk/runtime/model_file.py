@@ -10,7 +10,8 @@ operators (`edgetpu-custom-op` marks a model compiled for the Edge TPU).
 Table and field numbers follow the TFLite schema (`tensorflow/lite/schema/schema.fbs`):
 Model {version 0, operator_codes 1, subgraphs 2, description 3, buffers 4},
 OperatorCode {deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3},
-SubGraph {operators 3}, Operator {opcode_index 0}, Buffer {data 0, offset 1, size 2}.
+SubGraph {tensors 0, operators 3}, Tensor {shape 0, type 1},
+Operator {opcode_index 0}, Buffer {data 0, offset 1, size 2}.
 """
 
 from __future__ import annotations
@@ -26,9 +27,21 @@ TFLITE_FILE_IDENTIFIER = b"TFL3"
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 BUILTIN_CUSTOM = 32  # BuiltinOperator.CUSTOM in the schema
 
+# Upper bound on the sum of all tensor sizes a model may declare. Real image
+# models stay far below (detect.tflite declares about 12 MB); a corrupt shape
+# declared gigabytes and made the interpreter exhaust memory.
+# NOTE: a guessed bound; raise it for very large models.
+MAX_DECLARED_TENSOR_BYTES = 4 << 30
+
+# Bytes per element by TensorType number (FLOAT32 0, FLOAT16 1, INT32 2,
+# UINT8 3, INT64 4, STRING 5, BOOL 6, INT16 7, COMPLEX64 8, INT8 9, FLOAT64 10,
+# COMPLEX128 11, UINT64 12, UINT32 15, UINT16 16); other types count 8 bytes.
+_ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 1, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
+
 _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM_CODE, _OPCODE_BUILTIN = 0, 1, 3
-_SUBGRAPH_OPERATORS = 3
+_SUBGRAPH_TENSORS, _SUBGRAPH_OPERATORS = 0, 3
+_TENSOR_SHAPE, _TENSOR_TYPE = 0, 1
 _OPERATOR_OPCODE_INDEX = 0
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
@@ -156,6 +169,7 @@ def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
     if not subgraphs:
         raise reader.fail("the model has no subgraph")
     counts = _count_operators(reader, subgraphs, len(codes))
+    _check_tensor_sizes(reader, subgraphs)
     _check_buffers(reader, model)
 
     return ModelFileInfo(
@@ -166,6 +180,21 @@ def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
         operator_counts=dict(counts),
         subgraph_count=len(subgraphs),
     )
+
+
+def _check_tensor_sizes(reader: _Reader, subgraphs: list[int]) -> None:
+    total = 0
+    for subgraph in subgraphs:
+        for tensor in reader.tables(subgraph, _SUBGRAPH_TENSORS):
+            first, rank = reader.vector(tensor, _TENSOR_SHAPE, 4)
+            elements = 1
+            for position in range(first, first + 4 * rank, 4):
+                elements *= max(1, reader.unpack("<i", position))
+            total += elements * _ELEMENT_BYTES.get(reader.scalar(tensor, _TENSOR_TYPE, "<b"), 8)
+            if total > MAX_DECLARED_TENSOR_BYTES:
+                raise reader.fail(
+                    f"its tensors declare more than {MAX_DECLARED_TENSOR_BYTES / 2**30:.0f} GiB, so a tensor shape is corrupt"
+                )
 
 
 def _count_operators(reader: _Reader, subgraphs: list[int], code_count: int) -> Counter[int]:

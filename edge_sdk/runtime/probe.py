@@ -24,8 +24,21 @@ logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 120.0
 
+# Address space of the child: a base for Python, numpy and the interpreter
+# (about 150 MB was seen with tflite-runtime 2.14) plus room for tensors.
+# A corrupt tensor shape otherwise made one child allocate 5.6 GB.
+PROBE_BASE_MEMORY_BYTES = 2 << 30
+PROBE_MEMORY_PER_MODEL_BYTE = 16
+
+_EXIT_OUT_OF_MEMORY = 3
+
 _CHILD_SCRIPT = """
 import sys
+try:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
+except (ImportError, ValueError, OSError):
+    pass  # no rlimit on this platform: probe without a memory cap
 import numpy as np
 module = __import__(sys.argv[1], fromlist=["Interpreter"])
 try:
@@ -36,8 +49,13 @@ try:
     interpreter.invoke()
     for detail in interpreter.get_output_details():
         interpreter.get_tensor(detail["index"])
-except Exception:
-    pass
+except MemoryError:
+    sys.exit(3)
+except Exception as exc:
+    # Raised again, with the same message, by the load in the parent process,
+    # unless it is an allocation failure caused by the memory cap.
+    if "alloc" in str(exc).lower() or "memory" in str(exc).lower():
+        sys.exit(3)
 """
 
 # Files already probed in this process, by (path, size, modification time).
@@ -52,9 +70,10 @@ def probe_model(model_path: Path, backend: Backend) -> None:
     with _probed_lock:
         if key in _probed:
             return
+    memory_limit = PROBE_BASE_MEMORY_BYTES + PROBE_MEMORY_PER_MODEL_BYTE * stat.st_size
     try:
         completed = subprocess.run(
-            [sys.executable, "-c", _CHILD_SCRIPT, backend.interpreter_module, str(model_path)],
+            [sys.executable, "-c", _CHILD_SCRIPT, backend.interpreter_module, str(model_path), str(memory_limit)],
             capture_output=True,
             timeout=PROBE_TIMEOUT_S,
             check=False,
@@ -67,8 +86,13 @@ def probe_model(model_path: Path, backend: Backend) -> None:
     if completed.returncode < 0:
         signal_name = _signal_name(-completed.returncode)
         raise InvalidModelError(
-            f"{model_path} crashes the {backend.name} interpreter ({signal_name} in a test process): "
-            "the file is corrupt; copy the model again or re-export it"
+            f"{model_path} crashes the {backend.name} interpreter ({signal_name} in a test process limited to "
+            f"{memory_limit / 2**30:.1f} GiB of address space): the file is corrupt; copy the model again or re-export it"
+        )
+    if completed.returncode == _EXIT_OUT_OF_MEMORY:
+        raise InvalidModelError(
+            f"{model_path} needs more than {memory_limit / 2**30:.1f} GiB of memory to load in a test process "
+            f"({backend.name}): the file is corrupt or far larger than an on-vehicle model; check it with `edge-sdk inspect`"
         )
     if completed.returncode != 0:
         # The child could not even start the backend; the in-process load reports why.

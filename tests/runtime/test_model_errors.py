@@ -226,3 +226,32 @@ def test_probe_accepts_good_model(models_dir):
 
     backend, _, _ = resolve_backend(None)
     probe_model(models_dir / "dominant_color_float.tflite", BACKENDS[backend.name])
+
+
+def test_huge_declared_tensor_shape_is_invalid(models_dir, tmp_path):
+    from edge_sdk.runtime.model_file import read_model_info
+
+    content = bytearray((models_dir / "dominant_color_float.tflite").read_bytes())
+    # The input shape [1, 32, 32, 3] is stored as int32 values; make the 32s absurd.
+    pattern = (1).to_bytes(4, "little") + (32).to_bytes(4, "little") + (32).to_bytes(4, "little") + (3).to_bytes(4, "little")
+    position = bytes(content).find(pattern)
+    assert position > 0
+    content[position + 4 : position + 8] = (1 << 30).to_bytes(4, "little")
+    path = tmp_path / "huge.tflite"
+    path.write_bytes(bytes(content))
+    with pytest.raises(InvalidModelError, match="GiB, so a tensor shape is corrupt"):
+        read_model_info(path)
+
+
+def test_probe_reports_memory_exhaustion(models_dir, tmp_path, monkeypatch):
+    from edge_sdk.runtime.backends import Backend
+    from edge_sdk.runtime.probe import probe_model
+
+    (tmp_path / "greedy_backend.py").write_text(
+        "class Interpreter:\n    def __init__(self, model_path):\n        raise RuntimeError('Failed to allocate memory for tensors')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    backend = Backend("greedy", "greedy_backend", "greedy_backend", "none")
+    with pytest.raises(InvalidModelError, match="needs more than 2.0 GiB of memory"):
+        probe_model(models_dir / "dominant_color_int8_zp0.tflite", backend)
