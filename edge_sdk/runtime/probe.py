@@ -58,15 +58,15 @@ except Exception as exc:
         sys.exit(3)
 """
 
-# Files already probed in this process, by (path, size, modification time).
-_probed: set[tuple[str, int, int]] = set()
+# Files already probed in this process, by (backend, path, size, modification time).
+_probed: set[tuple[str, str, int, int]] = set()
 _probed_lock = threading.Lock()
 
 
 def probe_model(model_path: Path, backend: Backend) -> None:
     """Raise InvalidModelError when loading and running `model_path` kills a child process."""
     stat = model_path.stat()
-    key = (str(model_path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (backend.name, str(model_path.resolve()), stat.st_size, stat.st_mtime_ns)
     with _probed_lock:
         if key in _probed:
             return
