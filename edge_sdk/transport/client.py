@@ -55,6 +55,8 @@ from edge_sdk.transport.topics import MessageKind, default_priority, kind_of_top
 
 logger = logging.getLogger(__name__)
 
+RESEND_HOLD_S = 10.0
+
 __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
 
 
@@ -186,6 +188,7 @@ class MqttClient:
         # A worker's presence goes to its worker_status topic, so its envelopes carry that kind.
         self._presence_kind = kind_of_topic(config.status_topic or "") or MessageKind.STATUS
         self._first_connect_done = False
+        self._hold_until = 0.0
         self._started = False
         self._stopping = False
         self._closed = False
@@ -464,6 +467,9 @@ class MqttClient:
 
     def _fill_window(self) -> None:
         with self._lock:
+            if self._inflight and time.monotonic() < self._hold_until:
+                return
+            self._hold_until = 0.0
             free = self.config.inflight_window - len(self._inflight)
             exclude = [entry.message.id for entry in self._inflight.values()]
         if free <= 0:
@@ -561,6 +567,10 @@ class MqttClient:
         )
         if self.config.status_topic is not None:
             client.publish(self.config.status_topic, self._presence_payload(ONLINE), qos=1, retain=True)
+        with self._lock:
+            # paho resends the messages that were in flight right after this callback; hold new ones
+            # back until those are acknowledged (at most RESEND_HOLD_S) so the backlog stays in order.
+            self._hold_until = time.monotonic() + RESEND_HOLD_S if self._inflight else 0.0
         if not flags.session_present or not self._first_connect_done:
             self._resubscribe(client)
         self._first_connect_done = True

@@ -35,6 +35,17 @@ def _assert_complete(collector: Collector, expected: int) -> None:
     assert all(len(ids) == 1 for ids in by_index.values())
 
 
+def _first_arrival_order(collector: Collector) -> list[int]:
+    seen: set[int] = set()
+    order: list[int] = []
+    for envelope in collector.envelopes:
+        index = envelope.body.get("index")
+        if envelope.kind is MessageKind.RESULTS and index not in seen:
+            seen.add(index)
+            order.append(index)
+    return order
+
+
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_spool_replays_after_broker_outage(mosquitto, tmp_path: Path, protocol: str) -> None:
     if protocol == "3.1.1" and os.environ.get("EDGE_SDK_FULL_OUTAGE_BOTH") is None:
@@ -78,6 +89,7 @@ def test_spool_replays_after_broker_outage(mosquitto, tmp_path: Path, protocol: 
     assert stats["dropped_total"] == 0
     assert stats["disconnects"] >= 1
     _assert_complete(collector, published)
+    assert _first_arrival_order(collector) == list(range(published))
 
 
 def _run_publisher(url: str, spool: Path, count: int, mode: str) -> subprocess.Popen[str]:
@@ -111,6 +123,7 @@ def test_spool_delivers_after_sigkill_while_broker_down(mosquitto, tmp_path: Pat
         assert out.strip().splitlines()[-1] == f"DRAINED {count}"
         assert collector.wait_for(lambda got: len({e.body.get("index") for e in got if e.kind is MessageKind.RESULTS}) >= count, 30)
     _assert_complete(collector, count)
+    assert _first_arrival_order(collector) == list(range(count))
     assert topics.status in {m.topic for m in collector.raw}
 
 
