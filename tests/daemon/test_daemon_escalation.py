@@ -114,3 +114,43 @@ burst_bytes = {BURST_BYTES}
     assert stats["answered"] == len(answered)
     if protocol == "5":
         assert responder.used_properties == len(responder.requests)
+
+
+def test_maas_worker_answers_daemon(tmp_path: Path, data_dir: Path, mosquitto) -> None:
+    from edge_sdk.cloud.inference import TfliteCloudModel
+    from edge_sdk.cloud.maas import MaasConfig, MaasWorker
+    from edge_sdk.transport.config import MqttConfig
+
+    model = TfliteCloudModel(data_dir / "detection" / "detect.tflite", labels=data_dir / "detection" / "COCO_labels.txt", label_offset=1, num_threads=1)
+    worker = MaasWorker(model, MqttConfig(host=mosquitto.host, port=mosquitto.port), MaasConfig(worker_id="w1", prefix="edge", max_wait_ms=5))
+    worker.start(10.0)
+    collector = Collector(mosquitto.host, mosquitto.port).start()
+    extra = """
+[models.detector.escalation]
+enabled = true
+labels = ["car"]
+sample_rate = 0.0
+max_pending = 4
+timeout_s = 10
+"""
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", extra=extra)
+    daemon = Daemon(load_config(config))
+    try:
+        assert daemon.run() == 0
+        stats = daemon._escalator.stats()
+        assert collector.wait_for(lambda c: len(c.frames("cloud")) >= stats.get("answered", 0), 30)
+    finally:
+        collector.stop()
+        worker.stop()
+        model.close()
+
+    assert stats.get("sent", 0) > 0
+    assert stats.get("answered", 0) == stats["sent"], f"requests without a reply: {stats}"
+    cloud = collector.frames("cloud")
+    assert len(cloud) == stats["answered"]
+    for message in cloud:
+        body = message["body"]
+        assert body["worker_id"] == "w1"
+        assert body["reason"] == "label"
+        assert any(d["label"] == "car" for d in body["edge"]["detections"])
+        assert body["cloud"]["task"] == "detection"
