@@ -36,7 +36,7 @@ _POLL_S = 0.2
 class Outbox(Protocol):
     """Sends one message body of a kind; `capture_mono` lets the acknowledgement be timed from capture."""
 
-    def send(self, kind: MessageKind, body: Mapping[str, Any], *, capture_mono: float | None = None) -> None: ...
+    def send(self, kind: MessageKind, body: Mapping[str, Any], *, capture_mono: float | None = None, retain: bool = False) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
         raise _fail(path, value, "a value is required here: remove the key to use the default or give a value")
 
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise _fail(path, value, f"expected a table of keys ({', '.join(f.name for f in dataclasses.fields(hint))})")
         return build(hint, value, path)
@@ -222,7 +222,7 @@ def describe(cls: type, path: str = "") -> Iterator[KeyDoc]:
             description += f" One of {', '.join(repr(c) for c in meta['choices'])}."
         yield KeyDoc(key, _type_name(hint), default, meta.get("unit", ""), description)
 
-        if dataclasses.is_dataclass(inner):
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             yield from describe(inner, key)
         elif origin in (list, tuple) and dataclasses.is_dataclass(typing.get_args(inner)[0]):
             yield from describe(typing.get_args(inner)[0], f"{key}[]")
