@@ -2,12 +2,14 @@
 
 A TFLite model is a FlatBuffer whose file identifier (bytes 4 to 8) is
 `TFL3`. This module reads the few tables it needs (operator codes, the
-operators of each subgraph, the buffers) with every offset bounds-checked, so
-a text file, a truncated download or a corrupt model gets a clear
-`InvalidModelError` instead of reaching native code. It also finds the custom
-operators (`edgetpu-custom-op` marks a model compiled for the Edge TPU).
+operators and tensors of each subgraph, the buffers) with every offset
+bounds-checked. A text file, a truncated download or a corrupt model so
+gets a clear `InvalidModelError` instead of reaching native code. It also
+finds the custom operators (`edgetpu-custom-op` marks a model compiled for
+the Edge TPU).
 
-Table and field numbers follow the TFLite schema (`tensorflow/lite/schema/schema.fbs`):
+Field numbers of the TFLite schema read here, checked against the operator
+counts and tensor shapes the interpreters report for the models in the tests:
 Model {version 0, operator_codes 1, subgraphs 2, description 3, buffers 4},
 OperatorCode {deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3},
 SubGraph {tensors 0, operators 3}, Tensor {shape 0, type 1},
@@ -33,9 +35,9 @@ BUILTIN_CUSTOM = 32  # BuiltinOperator.CUSTOM in the schema
 # NOTE: a guessed bound; raise it for very large models.
 MAX_DECLARED_TENSOR_BYTES = 4 << 30
 
-# Bytes per element by TensorType number (FLOAT32 0, FLOAT16 1, INT32 2,
+# Bytes per element by TensorType number: FLOAT32 0, FLOAT16 1, INT32 2,
 # UINT8 3, INT64 4, STRING 5, BOOL 6, INT16 7, COMPLEX64 8, INT8 9, FLOAT64 10,
-# COMPLEX128 11, UINT64 12, UINT32 15, UINT16 16); other types count 8 bytes.
+# COMPLEX128 11, UINT64 12, UINT32 15, UINT16 16. Other types count 8 bytes.
 _ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 1, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
 
 _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4

@@ -3,9 +3,10 @@
 Backends without the FlatBuffer verifier (tflite-runtime 2.14, tf.lite)
 build the interpreter straight from the file. A corrupt file that passes the
 checks in `model_file` can then end in a segmentation fault. The child
-creates the interpreter, allocates tensors and invokes once on zeros; only
-its exit status matters, since Python errors are reported again in this
-process when the real interpreter is created.
+creates the interpreter, allocates tensors and invokes once on zeros, under
+an address-space limit. Only a crash or an allocation failure counts,
+because any other Python error is raised again, with its message, when this
+process creates the real interpreter.
 """
 
 from __future__ import annotations
