@@ -138,6 +138,7 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
     truncated.write_bytes((coral_dir / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()[:1_000_000])
     text = tmp_path / "text.tflite"
     text.write_text("hello\n" * 50, encoding="utf-8")
+
     flipped = bytearray((models_dir / "dominant_color_float.tflite").read_bytes())
     for position in range(40, len(flipped), 97):
         flipped[position] ^= 0xFF
@@ -149,6 +150,7 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
     one_byte[195] = 43
     crashing = tmp_path / "crashing.tflite"
     crashing.write_bytes(bytes(one_byte))
+
     paths = [
         coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
         coral_dir / "model_invoking_error.tflite",
@@ -170,6 +172,7 @@ def test_bad_models_do_not_crash_the_process(coral_dir, models_dir, tmp_path):
                 print("loaded")
         """
     )
+
     completed = subprocess.run(
         [sys.executable, "-c", script, *map(str, paths)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
@@ -232,7 +235,7 @@ def test_huge_declared_tensor_shape_is_invalid(models_dir, tmp_path):
     from edge_sdk.runtime.model_file import read_model_info
 
     content = bytearray((models_dir / "dominant_color_float.tflite").read_bytes())
-    # The input shape [1, 32, 32, 3] is stored as int32 values; make the 32s absurd.
+    # The input shape [1, 32, 32, 3] is stored as int32 values. Make the first 32 absurd.
     pattern = (1).to_bytes(4, "little") + (32).to_bytes(4, "little") + (32).to_bytes(4, "little") + (3).to_bytes(4, "little")
     position = bytes(content).find(pattern)
     assert position > 0
