@@ -73,6 +73,25 @@ def make_subscriber(storage: SqliteStorage, mosquitto, protocol: str = "5", clie
     return IngestSubscriber(storage, IngestConfig(prefix=PREFIX, client_id=client_id), mqtt_config)
 
 
+def wait_until_subscribed(subscriber: IngestSubscriber, mosquitto) -> int:
+    """Publish probe messages from another vehicle until one is stored; return the stored count then.
+
+    A first-ever subscriber has no session on the broker yet, so messages
+    published before its SUBSCRIBE is processed are not queued for it.
+    """
+    probe = Publisher(mosquitto, "probe")
+    try:
+        for _ in range(50):
+            probe.publish(MessageKind.STATUS, {"state": "online"})
+            if subscriber.wait_for(stored_at_least(1), timeout=0.2):
+                break
+        probe.flush()
+    finally:
+        probe.close()
+    assert subscriber.wait_for(stored_at_least(len(probe.sent)), timeout=10.0), "the subscriber never stored a probe message"
+    return subscriber.counts[IngestOutcome.STORED.value]
+
+
 def stored_at_least(count: int):
     return lambda counts: counts[IngestOutcome.STORED.value] >= count
 
@@ -90,14 +109,15 @@ def storage(tmp_path: Path):
 def test_ingest_stores_each_message_once_when_resent(mosquitto, storage) -> None:
     subscriber = make_subscriber(storage, mosquitto)
     subscriber.start(connect_timeout=10.0)
+    baseline = wait_until_subscribed(subscriber, mosquitto)
     publisher = Publisher(mosquitto, "car-7")
     try:
         publisher.publish_run(40)
         publisher.flush()
-        assert subscriber.wait_for(stored_at_least(40), timeout=20.0)
+        assert subscriber.wait_for(stored_at_least(baseline + 40), timeout=20.0)
         publisher.resend_all()
         publisher.flush()
-        assert subscriber.wait_for(handled_at_least(80), timeout=20.0)
+        assert subscriber.wait_for(handled_at_least(baseline + 80), timeout=20.0)
     finally:
         publisher.close()
         subscriber.stop()
@@ -106,9 +126,9 @@ def test_ingest_stores_each_message_once_when_resent(mosquitto, storage) -> None
     assert subscriber.counts[IngestOutcome.DUPLICATE.value] == 40
     stored_ids = [message.message_id for message in storage.query(MessageQuery(vehicle_id="car-7"))]
     assert sorted(stored_ids) == sorted(envelope.message_id for _, envelope in publisher.sent)
-    assert storage.count(kind=KIND_RESULT) == 32
-    assert storage.count(kind=KIND_EVENT) == 4
-    assert storage.count(kind=KIND_STATUS) == 4
+    assert storage.count(kind=KIND_RESULT, vehicle_id="car-7") == 32
+    assert storage.count(kind=KIND_EVENT, vehicle_id="car-7") == 4
+    assert storage.count(kind=KIND_STATUS, vehicle_id="car-7") == 4
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -116,9 +136,10 @@ def test_ingest_restart_loses_nothing(mosquitto, storage, protocol: str) -> None
     publisher = Publisher(mosquitto, "car-9", protocol=protocol)
     subscriber = make_subscriber(storage, mosquitto, protocol=protocol, client_id=f"ingest-{protocol}")
     subscriber.start(connect_timeout=10.0)
+    baseline = wait_until_subscribed(subscriber, mosquitto)
     try:
         publisher.publish_run(30)
-        assert subscriber.wait_for(stored_at_least(30), timeout=20.0)
+        assert subscriber.wait_for(stored_at_least(baseline + 30), timeout=20.0)
         subscriber.stop()
 
         # Published while the subscriber is down: the broker keeps them in its session.
@@ -164,6 +185,7 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
     ]
     subscriber = make_subscriber(storage, mosquitto)
     subscriber.start(connect_timeout=10.0)
+    baseline = wait_until_subscribed(subscriber, mosquitto)
     client = MqttClient(MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="raw-sender"))
     client.start()
     try:
@@ -171,7 +193,7 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
         for topic, payload, _ in cases:
             client.publish(topic, payload, qos=1)
         client.publish(topics.results, raw_envelope(), qos=1)
-        assert subscriber.wait_for(handled_at_least(len(cases) + 1), timeout=20.0)
+        assert subscriber.wait_for(handled_at_least(baseline + len(cases) + 1), timeout=20.0)
     finally:
         client.stop(timeout=5.0)
         subscriber.stop()
@@ -184,4 +206,4 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
         assert reason in letter.reason, f"{payload[:40]!r}: {letter.reason}"
         assert letter.topic == topic
         assert letter.vehicle_id == "car-3"
-    assert storage.count() == 1
+    assert storage.count(vehicle_id="car-3") == 1

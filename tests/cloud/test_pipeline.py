@@ -33,6 +33,8 @@ def test_cloud_pipeline_stores_and_reports(data_dir: Path, mosquitto, tmp_path: 
     jpeg = (data_dir / "coral" / "parrot.jpg").read_bytes()
     try:
         assert vehicle.wait_for_status("e2e", lambda status: "request_counts" in status) is not None
+        # Ingest sends all its filters in one SUBSCRIBE, so a stored worker status means every filter is active.
+        assert ingest.wait_for(lambda counts: counts["stored.worker_status"] >= 1, timeout=20.0)
         correlation_ids = [vehicle.send_request(jpeg, frame_id=frame) for frame in range(ESCALATED)]
         assert vehicle.wait_for_replies(correlation_ids, timeout=30.0)
 
