@@ -211,7 +211,9 @@ class MqttClient:
         client.suppress_exceptions = True
         client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)  # type: ignore[arg-type]
         client.connect_timeout = cfg.connect_timeout
-        client.max_inflight_messages_set(cfg.inflight_window)
+        # The sender thread enforces inflight_window. paho's own limit stays off (0) because paho 2.2
+        # stops resending after a reconnect at the first message it had queued over its limit.
+        client.max_inflight_messages_set(0)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:

@@ -92,6 +92,16 @@ def test_spool_replays_after_broker_outage(mosquitto, tmp_path: Path, protocol: 
     assert _first_arrival_order(collector) == list(range(published))
 
 
+def _wait_for_broker_save(path: Path, after: float, timeout: float) -> bool:
+    """Wait until Mosquitto rewrites its persistence file after the wall-clock time `after`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and path.stat().st_mtime > after:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _run_publisher(url: str, spool: Path, count: int, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.transport.publisher_script", url, str(spool), "car-9", str(count), mode],
@@ -140,3 +150,39 @@ def test_last_will_published_when_publisher_killed(mosquitto, tmp_path: Path) ->
         assert collector.wait_for(lambda got: got[-1].body["state"] == "offline", 15)
     assert collector.envelopes[-1].body["reason"] == "connection lost (last will)"
     assert collector.envelopes[-1].vehicle_id == "car-9"
+
+
+def test_inflight_messages_resent_after_broker_crash(mosquitto, tmp_path: Path) -> None:
+    """Messages written to the socket of a frozen broker that then dies are resent in order, before newer ones."""
+    topics = Topics("fleet", "car-1")
+    builder = EnvelopeBuilder("car-1")
+    settings = {"client_id": "pub-car-1", **FAST_RECONNECT}
+    publisher = MqttClient(MqttConfig.from_url(mosquitto.url, **settings), Spool(tmp_path / "spool.db"))
+    with Collector(mosquitto.url, topics.results, client_id="ingest", **PERSISTENT) as collector, publisher:
+        assert publisher.wait_connected(10)
+        # The broker is killed without a chance to save, so wait for its periodic save of the
+        # collector's session (autosave_interval 1 s); otherwise the restart forgets the subscription.
+        assert _wait_for_broker_save(mosquitto.workdir / "mosquitto.db", after=time.time(), timeout=10)
+        broker_pid = mosquitto._process.pid
+        os.kill(broker_pid, signal.SIGSTOP)
+        try:
+            for index in range(20):
+                publisher.publish(topics.results, builder.build(MessageKind.RESULTS, {"index": index}))
+            deadline = time.monotonic() + 10
+            while publisher.stats()["inflight"] < 20 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            inflight_before_crash = publisher.stats()["inflight"]
+        finally:
+            os.kill(broker_pid, signal.SIGKILL)
+            os.kill(broker_pid, signal.SIGCONT)
+        mosquitto.stop()
+        mosquitto.start()
+        assert publisher.wait_connected(15)
+        for index in range(20, 40):
+            publisher.publish(topics.results, builder.build(MessageKind.RESULTS, {"index": index}))
+        assert publisher.wait_drained(20)
+        arrived = collector.wait_for(lambda got: len({e.body["index"] for e in got}) >= 40, 20)
+        assert arrived, f"missing indices {sorted(set(range(40)) - {e.body['index'] for e in collector.envelopes})}"
+    assert inflight_before_crash == 20
+    _assert_complete(collector, 40)
+    assert _first_arrival_order(collector) == list(range(40))
