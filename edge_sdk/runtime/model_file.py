@@ -12,8 +12,11 @@ Field numbers of the TFLite schema read here, checked against the operator
 counts and tensor shapes the interpreters report for the models in the tests:
 Model {version 0, operator_codes 1, subgraphs 2, description 3, buffers 4},
 OperatorCode {deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3},
-SubGraph {tensors 0, operators 3}, Tensor {shape 0, type 1},
-Operator {opcode_index 0}, Buffer {data 0, offset 1, size 2}.
+SubGraph {tensors 0, inputs 1, outputs 2, operators 3, name 4},
+Tensor {shape 0, type 1, buffer 2, name 3, quantization 4, shape_signature 7},
+QuantizationParameters {min 0, max 1, scale 2, zero_point 3},
+Operator {opcode_index 0, inputs 1, outputs 2, builtin_options 4, custom_options 5, intermediates 8},
+Buffer {data 0, offset 1, size 2}.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ _ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 1, 6: 1, 7: 2, 8: 8, 9: 1, 10
 
 _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM_CODE, _OPCODE_BUILTIN = 0, 1, 3
-_SUBGRAPH_TENSORS, _SUBGRAPH_OPERATORS = 0, 3
-_TENSOR_SHAPE, _TENSOR_TYPE = 0, 1
+_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS, _SUBGRAPH_NAME = 0, 1, 2, 3, 4
+_TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANTIZATION, _TENSOR_SHAPE_SIGNATURE = 0, 1, 2, 3, 4, 7
+_QUANTIZATION_MIN, _QUANTIZATION_MAX, _QUANTIZATION_SCALE, _QUANTIZATION_ZERO_POINT = 0, 1, 2, 3
+_OPERATOR_INPUTS, _OPERATOR_OUTPUTS, _OPERATOR_BUILTIN_OPTIONS, _OPERATOR_CUSTOM_OPTIONS, _OPERATOR_INTERMEDIATES = 1, 2, 4, 5, 8
 _OPERATOR_OPCODE_INDEX = 0
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
@@ -131,7 +136,35 @@ class _Reader:
 
     def tables(self, table: int, field_index: int) -> list[int]:
         first, length = self.vector(table, field_index, 4)
-        return [first + 4 * i + self.unpack("<I", first + 4 * i) for i in range(length)]
+        found = [first + 4 * i + self.unpack("<I", first + 4 * i) for i in range(length)]
+        for position in found:
+            self.check_table(position)
+        return found
+
+    def table(self, table: int, field_index: int) -> int | None:
+        position = self.indirect(table, field_index)
+        if position is not None:
+            self.check_table(position)
+        return position
+
+    def check_table(self, table: int) -> None:
+        """Check that a table, its vtable and every field the vtable lists lie inside the file."""
+        vtable = table - self.unpack("<i", table)
+        vtable_size = self.unpack("<H", vtable)
+        table_size = self.unpack("<H", vtable + 2)
+        if vtable_size < 4 or vtable_size % 2 or vtable + vtable_size > len(self.data) or table + table_size > len(self.data):
+            raise self.fail(f"the table at offset {table} has an invalid layout")
+        for slot in range(4, vtable_size, 2):
+            if self.unpack("<H", vtable + slot) >= max(table_size, 1):
+                raise self.fail(f"a field of the table at offset {table} lies outside the table")
+
+    def indices(self, table: int, field_index: int, count: int, what: str) -> None:
+        """Check an int32 index vector: every value is -1 (optional) or below `count`."""
+        first, length = self.vector(table, field_index, 4)
+        for position in range(first, first + 4 * length, 4):
+            value = self.unpack("<i", position)
+            if not -1 <= value < count:
+                raise self.fail(f"{what} refers to index {value} of {count}")
 
     def string(self, table: int, field_index: int) -> str | None:
         first, length = self.vector(table, field_index, 1)
@@ -172,6 +205,9 @@ def parse_model_bytes(data: bytes, path: Path) -> ModelFileInfo:
         raise reader.fail("the model has no subgraph")
     counts = _count_operators(reader, subgraphs, len(codes))
     _check_tensor_sizes(reader, subgraphs)
+    buffer_count = reader.vector(model, _MODEL_BUFFERS, 4)[1]
+    for subgraph in subgraphs:
+        _check_subgraph(reader, subgraph, buffer_count)
     _check_buffers(reader, model)
 
     return ModelFileInfo(
@@ -197,6 +233,29 @@ def _check_tensor_sizes(reader: _Reader, subgraphs: list[int]) -> None:
                 raise reader.fail(
                     f"its tensors declare more than {MAX_DECLARED_TENSOR_BYTES / 2**30:.0f} GiB, so a tensor shape is corrupt"
                 )
+
+
+def _check_subgraph(reader: _Reader, subgraph: int, buffer_count: int) -> None:
+    """Check the tables and indices of one subgraph that the interpreter follows without verifying them."""
+    tensors = reader.tables(subgraph, _SUBGRAPH_TENSORS)
+    reader.string(subgraph, _SUBGRAPH_NAME)
+    reader.indices(subgraph, _SUBGRAPH_INPUTS, len(tensors), "a subgraph input")
+    reader.indices(subgraph, _SUBGRAPH_OUTPUTS, len(tensors), "a subgraph output")
+    for tensor in tensors:
+        reader.vector(tensor, _TENSOR_SHAPE_SIGNATURE, 4)
+        reader.string(tensor, _TENSOR_NAME)
+        buffer = reader.scalar(tensor, _TENSOR_BUFFER, "<I")
+        if buffer >= max(buffer_count, 1):
+            raise reader.fail(f"a tensor refers to buffer {buffer} of {buffer_count}")
+        quantization = reader.table(tensor, _TENSOR_QUANTIZATION)
+        if quantization is not None:
+            for field_index, size in ((_QUANTIZATION_MIN, 4), (_QUANTIZATION_MAX, 4), (_QUANTIZATION_SCALE, 4), (_QUANTIZATION_ZERO_POINT, 8)):
+                reader.vector(quantization, field_index, size)
+    for operator in reader.tables(subgraph, _SUBGRAPH_OPERATORS):
+        for field_index in (_OPERATOR_INPUTS, _OPERATOR_OUTPUTS, _OPERATOR_INTERMEDIATES):
+            reader.indices(operator, field_index, len(tensors), "an operator")
+        reader.table(operator, _OPERATOR_BUILTIN_OPTIONS)
+        reader.vector(operator, _OPERATOR_CUSTOM_OPTIONS, 1)
 
 
 def _count_operators(reader: _Reader, subgraphs: list[int], code_count: int) -> Counter[int]:
