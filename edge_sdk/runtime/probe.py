@@ -7,6 +7,10 @@ creates the interpreter, allocates tensors and invokes once on zeros, under
 an address-space limit. Only a crash or an allocation failure counts,
 because any other Python error is raised again, with its message, when this
 process creates the real interpreter.
+
+NOTE: whether reading a corrupt file faults depends on memory layout, so a
+file can survive the child and still crash this process. The checks in
+`model_file` catch the corrupt files seen so far before the probe runs.
 """
 
 from __future__ import annotations
