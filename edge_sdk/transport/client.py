@@ -189,6 +189,7 @@ class MqttClient:
         self._presence_kind = kind_of_topic(config.status_topic or "") or MessageKind.STATUS
         self._first_connect_done = False
         self._hold_until = 0.0
+        self._window = config.inflight_window
         self._started = False
         self._stopping = False
         self._closed = False
@@ -462,7 +463,7 @@ class MqttClient:
     def _coalesce_acks(self) -> None:
         # Each ack costs one SQLite transaction, so while many messages are in flight wait up to
         # 2 ms for a quarter of the window to be acknowledged and delete them together.
-        quarter = max(1, self.config.inflight_window // 4)
+        quarter = max(1, self._window // 4)
         deadline = time.monotonic() + 0.002
         while 0 < len(self._acks) < quarter and len(self._inflight) >= quarter and time.monotonic() < deadline:
             time.sleep(0.0005)
@@ -472,7 +473,7 @@ class MqttClient:
             if self._inflight and time.monotonic() < self._hold_until:
                 return
             self._hold_until = 0.0
-            free = self.config.inflight_window - len(self._inflight)
+            free = self._window - len(self._inflight)
             exclude = [entry.message.id for entry in self._inflight.values()]
         if free <= 0:
             return
@@ -569,6 +570,7 @@ class MqttClient:
         )
         if self.config.status_topic is not None:
             client.publish(self.config.status_topic, self._presence_payload(ONLINE), qos=1, retain=True)
+        self._apply_receive_maximum(properties)
         with self._lock:
             # paho resends the messages that were in flight right after this callback; hold new ones
             # back until those are acknowledged (at most RESEND_HOLD_S) so the backlog stays in order.
@@ -580,6 +582,17 @@ class MqttClient:
         self._update_ready()
         self._wake.set()
         self._notify_connection(True, str(reason_code))
+
+    def _apply_receive_maximum(self, properties: Properties | None) -> None:
+        # paho 2.2 does not enforce the broker's Receive Maximum (MQTT 5), and brokers may disconnect a
+        # client that exceeds it. One slot is left for presence messages, which bypass the window.
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        window = self.config.inflight_window
+        if receive_maximum:
+            window = max(1, min(window, int(receive_maximum) - 1))
+        if window != self._window:
+            logger.info("MQTT client %r sends at most %d unacknowledged messages (broker Receive Maximum %s)", self.config.client_id, window, receive_maximum)
+        self._window = window
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._counters.connect_failures += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from edge_sdk.transport.spool import Spool
 from edge_sdk.transport.errors import TopicError
 from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
 from tests.broker import free_port
+from tests.transport.conftest import PersistentBroker
 from tests.transport.helpers import FAST_RECONNECT, Collector
 
 PROTOCOLS = ["5", "3.1.1"]
@@ -221,3 +223,32 @@ def test_client_publish_rejects_invalid_topic(topic: str) -> None:
         client.publish(topic, b"{}")
     assert client.spool.depth == 0
     client.stop(1)
+
+
+class SmallReceiveMaximumBroker(PersistentBroker):
+    """Mosquitto announcing Receive Maximum 5 in its MQTT 5 CONNACK."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        text = self.config_path.read_text().replace("max_inflight_messages 0", "max_inflight_messages 5")
+        self.config_path.write_text(text)
+
+
+def test_client_honours_broker_receive_maximum(tmp_path: Path) -> None:
+    broker = SmallReceiveMaximumBroker(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        peak = 0
+        publisher = _publisher(broker.url, Spool(tmp_path / "spool.db"))
+        with publisher:
+            assert publisher.wait_connected(10)
+            for index in range(100):
+                publisher.publish("fleet/car-1/results", b'{"index": %d}' % index)
+            deadline = time.monotonic() + 20
+            while publisher.spool.depth and time.monotonic() < deadline:
+                peak = max(peak, publisher.stats()["inflight"])
+                time.sleep(0.002)
+            assert publisher.wait_drained(5)
+        assert 1 <= peak <= 4
+    finally:
+        broker.stop()
