@@ -110,7 +110,7 @@ def render_report(report: ConversionReport, console: Any = None) -> None:
     console = console or Console(stderr=False)
     table = Table(title=f"{report.model} -> {report.target} (quantize {report.requested_mode}, max drop {report.max_accuracy_drop} points)")
     for column in ("mode", "size KiB", "invoke ms", "float top-1", "quant top-1", "agreement", "drop pts", "mean |diff|", "gate"):
-        table.add_column(column, justify="right" if column != "mode" else "left")
+        table.add_column(column, justify="right" if column != "mode" else "left", no_wrap=column == "mode")
     for candidate in report.candidates:
         table.add_row(*_candidate_row(candidate, report.chosen_mode))
     console.print(table)

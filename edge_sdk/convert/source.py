@@ -84,7 +84,10 @@ def load_source_model(source: str | Path | Any) -> SourceModel:
             f"model {path} has suffix {path.suffix or '(none)'!r}: expected a Keras model ({', '.join(KERAS_SUFFIXES)}) "
             "or a SavedModel directory; convert a .tflite with `edge-sdk inspect` instead"
         )
-    return _from_keras(_load_keras_file(path), path.stem)
+    model = _load_keras_file(path)
+    # A file called model.keras says nothing; the Keras model's own name is more useful in reports and manifests.
+    name = getattr(model, "name", None) if path.stem == "model" else path.stem
+    return _from_keras(model, name or path.stem)
 
 
 def _load_keras_file(path: Path) -> Any:
