@@ -46,7 +46,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_sdk.transport.config import MqttConfig, TlsConfig
-from edge_sdk.transport.errors import MqttConfigError, TopicError, TransportError
+from edge_sdk.transport.errors import MqttConfigError, PayloadError, TopicError, TransportError
 from edge_sdk.transport.payloads import OFFLINE, ONLINE, Envelope, EnvelopeBuilder, presence_body
 from edge_sdk.transport.properties import properties_from_dict, properties_to_dict
 from edge_sdk.transport.spool import Spool, SpooledMessage
@@ -190,6 +190,7 @@ class MqttClient:
         self._first_connect_done = False
         self._hold_until = 0.0
         self._window = config.inflight_window
+        self._max_packet: int | None = None
         self._started = False
         self._stopping = False
         self._closed = False
@@ -419,6 +420,7 @@ class MqttClient:
             data = payload.to_bytes()
         else:
             data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        self._check_size(topic, data)
         qos = self.config.qos_for(kind) if qos is None else qos
         if qos not in (0, 1, 2):
             raise ValueError(f"qos {qos!r} is invalid: use 0, 1 or 2")
@@ -434,6 +436,20 @@ class MqttClient:
         self._counters.published += 1
         self._wake.set()
         return spool_id
+
+    def _check_size(self, topic: str, data: bytes) -> None:
+        limit = self.config.max_payload_bytes
+        if limit is not None and len(data) > limit:
+            raise PayloadError(
+                "payload",
+                f"is {len(data)} bytes for topic {topic!r}, above max_payload_bytes = {limit}: "
+                "send a smaller message (a smaller JPEG for escalations) or raise the limit together with the broker's message_size_limit",
+            )
+        if self._max_packet is not None and len(data) + len(topic.encode()) + 64 > self._max_packet:
+            raise PayloadError(
+                "payload",
+                f"is {len(data)} bytes for topic {topic!r}, which does not fit the broker's Maximum Packet Size of {self._max_packet} bytes",
+            )
 
     def _publish_qos0(self, topic: str, data: bytes, retain: bool, properties: Properties | None) -> None:
         if not self.connected.is_set():
@@ -481,6 +497,7 @@ class MqttClient:
             if not self.connected.is_set() or self._stopping:
                 return
             try:
+                self._check_size(message.topic, message.payload)
                 properties = properties_from_dict(message.properties) if self.config.is_v5 else None
                 with self._lock:
                     info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
@@ -570,7 +587,7 @@ class MqttClient:
         )
         if self.config.status_topic is not None:
             client.publish(self.config.status_topic, self._presence_payload(ONLINE), qos=1, retain=True)
-        self._apply_receive_maximum(properties)
+        self._apply_connack_limits(properties)
         with self._lock:
             # paho resends the messages that were in flight right after this callback; hold new ones
             # back until those are acknowledged (at most RESEND_HOLD_S) so the backlog stays in order.
@@ -583,10 +600,12 @@ class MqttClient:
         self._wake.set()
         self._notify_connection(True, str(reason_code))
 
-    def _apply_receive_maximum(self, properties: Properties | None) -> None:
-        # paho 2.2 does not enforce the broker's Receive Maximum (MQTT 5), and brokers may disconnect a
-        # client that exceeds it. One slot is left for presence messages, which bypass the window.
+    def _apply_connack_limits(self, properties: Properties | None) -> None:
+        # paho 2.2 enforces neither the broker's Receive Maximum nor its Maximum Packet Size (MQTT 5),
+        # and a broker may disconnect a client that exceeds them. One slot of the window is left for
+        # presence messages, which bypass it.
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        self._max_packet = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
         window = self.config.inflight_window
         if receive_maximum:
             window = max(1, min(window, int(receive_maximum) - 1))

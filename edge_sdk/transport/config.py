@@ -68,7 +68,10 @@ class MqttConfig:
     `session_expiry` seconds after a disconnect (MQTT 5) or until its own
     expiry setting (3.1.1); that needs a fixed `client_id`. `status_topic`
     enables the retained presence messages (birth "online", last will and
-    clean-stop "offline"), stamped with `sender_id`.
+    clean-stop "offline"), stamped with `sender_id`. `max_payload_bytes`
+    should match the broker's `message_size_limit`: `publish` rejects a larger
+    payload, because Mosquitto drops the connection of an MQTT 5 client that
+    sends one, and paho would send it again after every reconnect.
     """
 
     host: str = "127.0.0.1"
@@ -90,6 +93,7 @@ class MqttConfig:
     connect_timeout: float = 5.0
     inflight_window: int = 32
     manual_ack: bool = False
+    max_payload_bytes: int | None = None
 
     def __post_init__(self) -> None:
         self._check_address()
@@ -126,6 +130,7 @@ class MqttConfig:
             ("reconnect_min_delay", self.reconnect_min_delay, 0.01),
             ("connect_timeout", self.connect_timeout, 0.01),
             ("inflight_window", self.inflight_window, 1),
+            ("max_payload_bytes", 1 if self.max_payload_bytes is None else self.max_payload_bytes, 1),
         )
         for name, value, minimum in checks:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:

@@ -13,7 +13,7 @@ from edge_sdk.transport.client import Delivery, InboundMessage, MqttClient
 from edge_sdk.transport.config import MqttConfig
 from edge_sdk.transport.payloads import EnvelopeBuilder, parse_envelope
 from edge_sdk.transport.spool import Spool
-from edge_sdk.transport.errors import TopicError
+from edge_sdk.transport.errors import PayloadError, TopicError
 from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
 from tests.broker import free_port
 from tests.transport.conftest import PersistentBroker
@@ -250,5 +250,42 @@ def test_client_honours_broker_receive_maximum(tmp_path: Path) -> None:
                 time.sleep(0.002)
             assert publisher.wait_drained(5)
         assert 1 <= peak <= 4
+    finally:
+        broker.stop()
+
+
+class SmallMessageLimitBroker(PersistentBroker):
+    """Mosquitto that drops the connection of an MQTT 5 client sending a payload above 1000 bytes."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with self.config_path.open("a") as config:
+            config.write("message_size_limit 1000\n")
+
+
+def test_client_rejects_payload_above_limit() -> None:
+    client = MqttClient(MqttConfig(client_id="offline", max_payload_bytes=1000))
+    with pytest.raises(PayloadError) as info:
+        client.publish("fleet/car-1/escalations", b"x" * 1001)
+    assert info.value.field == "payload"
+    assert "max_payload_bytes = 1000" in str(info.value)
+    assert client.spool.depth == 0
+    client.stop(1)
+
+
+def test_client_drops_oversized_spooled_row(tmp_path: Path) -> None:
+    broker = SmallMessageLimitBroker(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        spool = Spool(tmp_path / "spool.db")
+        spool.put("fleet/car-1/escalations", b"x" * 2000, kind="escalations", priority=50)
+        with Collector(broker.url, "fleet/car-1/results") as collector:
+            with _publisher(broker.url, spool, max_payload_bytes=1000) as publisher:
+                publisher.publish("fleet/car-1/results", EnvelopeBuilder("car-1").build(MessageKind.RESULTS, {"index": 0}))
+                assert publisher.wait_drained(10)
+                assert collector.wait_for(lambda got: len(got) == 1, 10)
+                stats = publisher.stats()
+        assert stats["rejected"] == {"escalations": 1}
+        assert stats["connects"] == 1
     finally:
         broker.stop()
