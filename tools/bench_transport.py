@@ -67,8 +67,8 @@ def _pace(index: int, started: float, rate: float | None) -> None:
 
 def bench_paho_direct(broker: MosquittoBroker, payloads: list[bytes], window: int, timeout: float, rate: float | None) -> dict[str, Any]:
     """Publish with a bare paho client and time each PUBACK against its publish call."""
-    # on_publish runs while paho holds its message lock, so it only records the ack time;
-    # pairing mids with send times happens after the run (mids are unique below 65536 messages).
+    # on_publish runs while paho holds its message lock, so it only records the ack time.
+    # Mids are paired with send times after the run, which is safe below 65536 messages.
     sent_at: dict[int, float] = {}
     acked_at: list[tuple[int, float]] = []
     done = threading.Event()

@@ -589,8 +589,8 @@ class MqttClient:
             client.publish(self.config.status_topic, self._presence_payload(ONLINE), qos=1, retain=True)
         self._apply_connack_limits(properties)
         with self._lock:
-            # paho resends the messages that were in flight right after this callback; hold new ones
-            # back until those are acknowledged (at most RESEND_HOLD_S) so the backlog stays in order.
+            # paho resends the messages that were in flight right after this callback. New ones wait
+            # until those are acknowledged (at most RESEND_HOLD_S), so the backlog stays in order.
             self._hold_until = time.monotonic() + RESEND_HOLD_S if self._inflight else 0.0
         if not flags.session_present or not self._first_connect_done:
             self._resubscribe(client)

@@ -161,7 +161,7 @@ def test_inflight_messages_resent_after_broker_crash(mosquitto, tmp_path: Path) 
     with Collector(mosquitto.url, topics.results, client_id="ingest", **PERSISTENT) as collector, publisher:
         assert publisher.wait_connected(10)
         # The broker is killed without a chance to save, so wait for its periodic save of the
-        # collector's session (autosave_interval 1 s); otherwise the restart forgets the subscription.
+        # collector's session (autosave_interval 1 s). Without it the restarted broker has no subscription.
         assert _wait_for_broker_save(mosquitto.workdir / "mosquitto.db", after=time.time(), timeout=10)
         broker_pid = mosquitto._process.pid
         os.kill(broker_pid, signal.SIGSTOP)
