@@ -85,7 +85,7 @@ def load_source_model(source: str | Path | Any) -> SourceModel:
             "or a SavedModel directory; convert a .tflite with `edge-sdk inspect` instead"
         )
     model = _load_keras_file(path)
-    # A file called model.keras says nothing; the Keras model's own name is more useful in reports and manifests.
+    # The stem of model.keras is too generic, so reports and manifests use the Keras model's own name.
     name = getattr(model, "name", None) if path.stem == "model" else path.stem
     return _from_keras(model, name or path.stem)
 
