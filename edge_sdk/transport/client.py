@@ -633,6 +633,8 @@ class MqttClient:
         if not was_connected:
             return
         self._counters.disconnects += 1
+        # NOTE: a message that makes the broker drop the connection (other than by its size) is resent
+        # by paho after every reconnect; that loop shows only as connects and disconnects climbing.
         if self._stopping:
             logger.info("MQTT client %r disconnected from %s", self.config.client_id, self.config.address)
         else:

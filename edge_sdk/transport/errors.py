@@ -1,8 +1,7 @@
 """Errors of the MQTT transport.
 
 Every class also inherits the builtin a caller would expect, so code written
-without edge-sdk in mind can still catch `ValueError`, `OSError`,
-`ConnectionError` or `TimeoutError`.
+without edge-sdk in mind can still catch `ValueError` or `OSError`.
 """
 
 from __future__ import annotations
@@ -49,10 +48,3 @@ class SpoolCorruptError(SpoolError):
         self.path = path
         self.moved_to = moved_to
 
-
-class NotConnectedError(TransportError, ConnectionError):
-    """An operation needs a connection to the broker and there is none."""
-
-
-class TransportTimeoutError(TransportError, TimeoutError):
-    """A bounded wait on the broker or the network thread ran out."""
