@@ -338,6 +338,11 @@ class MqttClient:
         """
         if self._closed:
             return True
+        if threading.current_thread() in (self._network_thread, self._sender_thread):
+            raise TransportError(
+                f"MQTT client {self.config.client_id!r}: stop() was called from a handler or hook, which runs on the "
+                "client's own thread and cannot wait for itself; signal another thread to call stop()"
+            )
         deadline = time.monotonic() + timeout
         clean = True
         if self._started and flush and self.connected.is_set():

@@ -13,7 +13,7 @@ from edge_sdk.transport.client import Delivery, InboundMessage, MqttClient
 from edge_sdk.transport.config import MqttConfig
 from edge_sdk.transport.payloads import EnvelopeBuilder, parse_envelope
 from edge_sdk.transport.spool import Spool
-from edge_sdk.transport.errors import PayloadError, TopicError
+from edge_sdk.transport.errors import PayloadError, TopicError, TransportError
 from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
 from tests.broker import free_port
 from tests.transport.conftest import PersistentBroker
@@ -289,3 +289,25 @@ def test_client_drops_oversized_spooled_row(tmp_path: Path) -> None:
         assert stats["connects"] == 1
     finally:
         broker.stop()
+
+
+def test_client_stop_from_handler_is_rejected(mosquitto) -> None:
+    errors: list[Exception] = []
+    done = threading.Event()
+    subscriber = MqttClient(MqttConfig.from_url(mosquitto.url, client_id="sub"))
+
+    def handler(message: InboundMessage) -> None:
+        try:
+            subscriber.stop(1)
+        except TransportError as exc:
+            errors.append(exc)
+        done.set()
+
+    subscriber.subscribe("fleet/+/results", handler)
+    with subscriber, _publisher(mosquitto.url) as publisher:
+        assert subscriber.wait_ready(10)
+        publisher.publish("fleet/car-1/results", b"{}")
+        assert done.wait(10)
+        assert subscriber.connected.is_set()
+    assert len(errors) == 1
+    assert "another thread" in str(errors[0])
