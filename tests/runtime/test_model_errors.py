@@ -258,3 +258,42 @@ def test_probe_reports_memory_exhaustion(models_dir, tmp_path, monkeypatch):
     backend = Backend("greedy", "greedy_backend", "greedy_backend", "none")
     with pytest.raises(InvalidModelError, match="needs more than 2.0 GiB of memory"):
         probe_model(models_dir / "dominant_color_int8_zp0.tflite", backend)
+
+
+def test_random_corruption_never_crashes(models_dir, tmp_path):
+    """Change a few random bytes of a small model 40 times; every copy must load or raise RuntimeModelError."""
+    import numpy as np
+
+    original = (models_dir / "dominant_color_float.tflite").read_bytes()
+    rng = np.random.default_rng(2024)
+    paths = []
+    for index in range(40):
+        content = bytearray(original)
+        for position in rng.integers(8, len(content), size=int(rng.integers(1, 9))):
+            content[position] = int(rng.integers(0, 256))
+        path = tmp_path / f"mutated_{index}.tflite"
+        path.write_bytes(bytes(content))
+        paths.append(path)
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from edge_sdk.runtime import Model, RuntimeModelError
+        for path in sys.argv[1:]:
+            try:
+                with Model.load(path, mean=128, std=128) as model:
+                    model.predict(np.zeros((32, 32, 3), dtype=np.uint8))
+            except RuntimeModelError as exc:
+                print(type(exc).__name__)
+            else:
+                print("loaded")
+        """
+    )
+
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    outcomes = completed.stdout.split()
+    assert len(outcomes) == len(paths)
+    assert outcomes.count("InvalidModelError") > len(paths) // 2
