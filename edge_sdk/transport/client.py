@@ -331,10 +331,10 @@ class MqttClient:
     def stop(self, timeout: float = 10.0, *, flush: bool = True) -> bool:
         """Flush (when connected), publish "offline", disconnect and join the threads.
 
-        Waits at most about `timeout` seconds in total; half of it at most for
-        the flush. Unacknowledged messages stay in the spool for the next run.
-        Returns True when everything was flushed and both threads stopped.
-        Safe to call twice.
+        Waits at most about `timeout` seconds in total, and at most half of it
+        for the flush. Unacknowledged messages stay in the spool for the next
+        run. Returns False when the flush timed out while connected or a thread
+        did not stop. Safe to call twice, but not from a handler or hook.
         """
         if self._closed:
             return True
