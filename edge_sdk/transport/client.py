@@ -693,8 +693,8 @@ class MqttClient:
                 # The SUBACK was handled before this thread got here.
                 self._early_subacks.discard(mid)
                 return
+            self.ready.clear()
             self._pending_subscribes[mid] = [topic_filter for topic_filter, _ in entries]
-        self.ready.clear()
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Properties | None) -> None:
         with self._lock:
@@ -711,10 +711,10 @@ class MqttClient:
         self._update_ready()
 
     def _update_ready(self) -> None:
+        # Under the lock, so a SUBSCRIBE registered by another thread cannot slip between check and set.
         with self._lock:
-            pending = bool(self._pending_subscribes)
-        if self.connected.is_set() and not pending:
-            self.ready.set()
+            if self.connected.is_set() and not self._pending_subscribes:
+                self.ready.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._lock:
