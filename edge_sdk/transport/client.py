@@ -634,6 +634,7 @@ class MqttClient:
         self.ready.clear()
         with self._lock:
             self._pending_subscribes.clear()
+            self._early_subacks.clear()
         self._set_will(client)
         if not was_connected:
             return
