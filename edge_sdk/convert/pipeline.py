@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,19 @@ from edge_sdk.convert import compiler as edgetpu_compiler
 from edge_sdk.convert.calibration import DEFAULT_SAMPLES, CalibrationSet, load_calibration
 from edge_sdk.convert.checks import check_graph
 from edge_sdk.convert.edgetpu import analyze_edgetpu
-from edge_sdk.convert.errors import AccuracyGateError, CalibrationError, ConvertError, ModelCheckError, SourceModelError
+from edge_sdk.convert.errors import AccuracyGateError, ConvertError, ModelCheckError
 from edge_sdk.convert.evaluate import TfliteRunner, compare, run_all
 from edge_sdk.convert.graph import read_graph
-from edge_sdk.convert.quantize import MODES, TARGET_DEFAULT_MODE, convert_candidate, io_dtype
+from edge_sdk.convert.inputs import evaluation_inputs, float_input_spec, predict_in_batches, read_labels
+from edge_sdk.convert.packaging import write_package_for
+from edge_sdk.convert.quantize import MODES, TARGET_DEFAULT_MODE, convert_candidate
 from edge_sdk.convert.report import CandidateResult, ConversionReport
 from edge_sdk.convert.source import SourceModel, load_source_model
-from edge_sdk.convert.validation import ValidationSet, load_validation
-from edge_sdk.package.manifest import TARGETS, TASKS, InputSpec, Manifest
+from edge_sdk.package.manifest import TARGETS, TASKS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ACCURACY_DROP = 1.0
-# Without a labelled set, agreement is measured on at most this many calibration frames.
-MAX_AGREEMENT_FRAMES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +110,22 @@ def convert(options: ConvertOptions) -> ConversionReport:
             max_accuracy_drop=options.max_accuracy_drop,
             batch_pinned=source.batch_was_dynamic,
         )
+        if report.requested_mode == "auto" and "int8" not in modes:
+            report.warnings.append("int8 was not tried because no --calibration set was given")
         if source.batch_was_dynamic:
             report.warnings.append(f"the source model has a dynamic batch dimension; it was pinned to 1 for {options.target}")
         return _convert_loaded(source, options, modes, report)
 
 
 def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[str], report: ConversionReport) -> ConversionReport:
-    spec = _float_input_spec(source, options)
-    labels = _read_labels(options.labels, options.model)
+    spec = float_input_spec(source, options)
+    labels = read_labels(options.labels, options.model)
     calibration = None
     if options.calibration is not None:
         calibration = load_calibration(options.calibration, spec, options.samples, progress=options.progress)
         report.calibration = {"source": calibration.source, "kind": calibration.kind, "samples": len(calibration)}
-    inputs, targets = _evaluation_inputs(source, options, spec, labels, calibration, report)
-    source_outputs = _predict_in_batches(source, inputs)
+    inputs, targets = evaluation_inputs(source, options, spec, labels, calibration, report)
+    source_outputs = predict_in_batches(source, inputs)
     timing_frames = calibration.samples if calibration is not None else inputs
 
     with tempfile.TemporaryDirectory(prefix="edge-sdk-convert-") as temp:
@@ -145,7 +146,7 @@ def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[st
     compiled = False
     if options.target == "coral":
         model_bytes, compiled = _coral_steps(model_bytes, options, report)
-    _write_package(options, report, source, spec, labels, model_bytes, input_detail, chosen, compiled)
+    write_package_for(options, report, source, spec, labels, model_bytes, input_detail, chosen, compiled, _report_path(options))
     return report
 
 
@@ -259,70 +260,6 @@ def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: Conversion
     return result.model_bytes, True
 
 
-def _write_package(
-    options: ConvertOptions,
-    report: ConversionReport,
-    source: SourceModel,
-    spec: InputSpec,
-    labels: list[str] | None,
-    model_bytes: bytes,
-    input_detail: dict[str, Any],
-    mode: str,
-    compiled: bool,
-) -> None:
-    from edge_sdk.package.archive import write_package
-
-    dtype = io_dtype(mode, options.target)
-    scale = zero_point = None
-    if dtype in ("uint8", "int8"):
-        scale, zero_point = float(input_detail["quantization"][0]), int(input_detail["quantization"][1])
-    manifest = Manifest(
-        name=options.name or source.name,
-        version=options.version,
-        task=options.task,
-        input=replace(spec, dtype=dtype, scale=scale, zero_point=zero_point),
-        labels_file="labels.txt" if labels is not None else None,
-        target=options.target,
-        quantization=mode,
-        edgetpu_compiled=compiled,
-        extra={"conversion": _manifest_summary(report, mode)},
-    )
-    write_package(options.output, manifest, model_bytes, labels)
-    if not compiled:
-        _verify_package(Path(options.output))
-    report.package = str(options.output)
-    report.write(_report_path(options))
-
-
-def _verify_package(directory: Path) -> None:
-    """Load the written package with the runtime's `Model`; delete it and raise when that fails."""
-    import shutil
-
-    from edge_sdk.package.errors import PackageError
-    from edge_sdk.runtime import Model
-    from edge_sdk.runtime.errors import RuntimeModelError
-
-    try:
-        Model.load(directory).close()
-    except (RuntimeModelError, PackageError) as exc:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise ModelCheckError(f"the written package {directory} does not load in the runtime ({exc}); it was removed") from exc
-
-
-def _manifest_summary(report: ConversionReport, mode: str) -> dict[str, Any]:
-    candidate = report.candidate(mode)
-    summary: dict[str, Any] = {"source": report.model, "calibration": report.calibration, "evaluation_set": report.evaluation_set}
-    if candidate is not None and candidate.evaluation is not None:
-        evaluation = candidate.evaluation
-        summary.update(
-            float_top1=evaluation.float_top1,
-            quantized_top1=evaluation.quantized_top1,
-            top1_agreement=evaluation.top1_agreement,
-            median_invoke_ms=candidate.median_invoke_ms,
-        )
-    return summary
-
-
 def _report_path(options: ConvertOptions) -> Path:
     if options.report_path is not None:
         return Path(options.report_path)
@@ -330,64 +267,3 @@ def _report_path(options: ConvertOptions) -> Path:
     return output.parent / f"{output.name}.report.json"
 
 
-def _float_input_spec(source: SourceModel, options: ConvertOptions) -> InputSpec:
-    height, width, channels = source.input_shape
-    spec = InputSpec(
-        shape=(1, height, width, channels),
-        dtype="float32",
-        color_order=options.color_order if channels == 3 else "GRAY",
-        resize=options.resize,
-        mean=tuple(float(m) for m in options.mean),
-        std=tuple(float(s) for s in options.std),
-    )
-    try:
-        spec.validate()
-    except ValueError as exc:
-        raise ConvertError(f"the preprocessing options are invalid for model {source.name}: {exc}") from exc
-    return spec
-
-
-def _read_labels(labels_path: Path | None, model: Any) -> list[str] | None:
-    """Read the labels file, or `labels.txt` beside a model file when none is given."""
-    if labels_path is None and isinstance(model, (str, Path)):
-        beside = Path(model).parent / "labels.txt" if Path(model).is_file() else Path(model) / "labels.txt"
-        labels_path = beside if beside.is_file() else None
-    if labels_path is None:
-        return None
-    path = Path(labels_path)
-    if not path.is_file():
-        raise ConvertError(f"labels file {path} not found: pass --labels with one class name per line")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _evaluation_inputs(
-    source: SourceModel,
-    options: ConvertOptions,
-    spec: InputSpec,
-    labels: list[str] | None,
-    calibration: CalibrationSet | None,
-    report: ConversionReport,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return the inputs (and labels, when known) every candidate is evaluated on."""
-    if options.validation is not None:
-        num_classes = int(np.prod(source.predict(np.zeros((1, *source.input_shape), np.float32))[0].shape[1:]))
-        if labels is not None and len(labels) != num_classes:
-            raise SourceModelError(f"labels file has {len(labels)} labels but model {source.name} has {num_classes} outputs: pass the matching --labels")
-        validation: ValidationSet = load_validation(options.validation, spec, labels, num_classes, progress=options.progress)
-        report.evaluation_set, report.evaluation_kind = validation.source, "validation"
-        return validation.inputs, validation.labels
-    if calibration is None:
-        raise ConvertError("no frames to evaluate on: pass --validation (labelled images) or --calibration (real frames)")
-    if float(np.ptp(calibration.samples)) == 0.0:
-        raise CalibrationError(
-            f"calibration set {calibration.source} is one constant value and there is no --validation set to judge "
-            "the quantized model with: use real, varied frames or pass --validation"
-        )
-    report.evaluation_set, report.evaluation_kind = calibration.source, "calibration"
-    report.warnings.append("no --validation set: the gate uses top-1 disagreement with the float model on calibration frames")
-    return calibration.samples[:MAX_AGREEMENT_FRAMES], None
-
-
-def _predict_in_batches(source: SourceModel, inputs: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
-    batches = [source.predict(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)]
-    return [np.concatenate([batch[index] for batch in batches]) for index in range(len(batches[0]))]
