@@ -6,6 +6,7 @@ persistence file kept, to simulate an outage.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,10 @@ class MosquittoBroker:
                     "log_type error",
                     "log_type warning",
                     "log_type notice",
+                    # Started as root, mosquitto switches to the `mosquitto` user, which cannot write
+                    # its persistence file into a root-only temporary folder; restarts would then
+                    # silently lose sessions and queued messages.
+                    "user root" if os.geteuid() == 0 else "",
                     "",
                 ]
             )
