@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser.add_argument("--name", help="package name (default: the model file name)")
     parser.add_argument("--version", dest="model_version", default="1", help="package version string (default: 1)")
-    parser.add_argument("--task", choices=("classification", "detection", "segmentation"), default="classification", help="model task recorded in the manifest")
+    parser.add_argument("--task", choices=("classification",), default="classification", help="model task recorded in the manifest (classifiers only for now)")
     parser.add_argument("--color-order", choices=("RGB", "BGR", "GRAY"), default="RGB", help="channel order the model was trained on (default: RGB)")
     parser.add_argument("--resize", choices=("stretch", "letterbox", "center_crop"), default="stretch", help="how frames are fitted to the input size")
     parser.add_argument("--mean", type=_floats, default=(0.0,), help="per-channel mean subtracted from 0-255 pixels, e.g. 127.5 or 123.7,116.3,103.5 (default: 0)")

@@ -98,6 +98,13 @@ def convert(options: ConvertOptions) -> ConversionReport:
     """
     if options.task not in TASKS:
         raise ConvertError(f"task {options.task!r} is unknown: expected one of {', '.join(TASKS)}")
+    if options.task != "classification":
+        # NOTE: the gate compares top-1 classes, and the manifest gets no detection
+        # output mapping, so detection and segmentation models are not converted yet.
+        raise ConvertError(
+            f"task {options.task} is not supported by `edge-sdk convert` yet: it checks and gates classifiers only; "
+            "convert detection or segmentation models with the TFLite converter and load the bare .tflite"
+        )
     modes = candidate_modes(options.target, options.quantize, options.calibration is not None)
     if "int8" in modes and options.calibration is None:
         raise ConvertError(f"--quantize int8 for {options.target} needs --calibration: a folder of real frames, a video or a .npy array")

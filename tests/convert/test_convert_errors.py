@@ -65,6 +65,12 @@ def test_coral_rejects_float_modes(tmp_path):
     assert "only full int8" in str(caught.value)
 
 
+def test_detection_task_rejected(tmp_path):
+    with pytest.raises(ConvertError) as caught:
+        convert(ConvertOptions(model=tmp_path / "m.keras", output=tmp_path / "pkg", quantize="fp32", task="detection"))
+    assert "task detection is not supported" in str(caught.value)
+
+
 def test_int8_without_calibration_rejected(tmp_path):
     with pytest.raises(ConvertError) as caught:
         convert(ConvertOptions(model=tmp_path / "m.keras", output=tmp_path / "pkg", target="cpu", quantize="int8"))

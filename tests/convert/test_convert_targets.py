@@ -147,3 +147,20 @@ def test_auto_picks_fastest_candidate_inside_gate(convert_once):
     assert report.chosen_mode == fastest.mode
     manifest = Manifest.read(report.package + "/manifest.json")
     assert manifest.quantization == fastest.mode
+
+
+def test_cli_json_report_on_success(traffic_model, gtsrb_dir, tmp_path, capsys):
+    from edge_sdk.cli import main as cli_main
+
+    output = tmp_path / "pkg"
+    code = cli_main([
+        "convert", str(traffic_model.model_path), "-o", str(output), "--quantize", "fp32",
+        "--validation", str(gtsrb_dir / "test"), "--json",
+    ])
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    assert report["succeeded"] is True
+    assert report["chosen_mode"] == "fp32"
+    assert report["candidates"][0]["evaluation"]["top1_agreement"] == 1.0
+    assert Manifest.read(output / "manifest.json").name == "traffic_signs_small"

@@ -185,3 +185,37 @@ def test_find_compiler_searches_path(tmp_path, monkeypatch):
     script = _fake_compiler(tmp_path, "exit 0\n")
     monkeypatch.setenv("PATH", str(tmp_path))
     assert compiler.find_compiler() == script
+
+
+def test_coral_conversion_packages_compiled_model(tmp_path, monkeypatch):
+    import keras
+    from keras import layers
+
+    from edge_sdk.convert import ConvertOptions, convert
+    from edge_sdk.package.manifest import Manifest
+
+    # The stand-in compiler copies the int8 model and writes a log in the compiler's format.
+    body = (
+        'out=""; while [ $# -gt 1 ]; do case "$1" in -o) out="$2"; shift;; esac; shift; done\n'
+        'mkdir -p "$out"; cp "$1" "$out/model_edgetpu.tflite"\n'
+        f"cat > \"$out/model_edgetpu.log\" <<'EOF'\n{COMPILER_LOG}EOF\n"
+    )
+    _fake_compiler(tmp_path, body)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(x), name="tiny_coral")
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(4).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8))
+    output = tmp_path / "pkg"
+
+    report = convert(ConvertOptions(model=model, output=output, target="coral", calibration=calibration, max_accuracy_drop=100.0))
+
+    manifest = Manifest.read(output / "manifest.json")
+    assert manifest.edgetpu_compiled is True
+    assert report.compiler["compiled"] is True
+    assert report.compiler["version"] == "16.0.384591198"
+    assert report.compiler["cpu_ops"] == 4
+    assert len(report.compiler["rows"]) == 8
