@@ -29,7 +29,7 @@ from edge_sdk.runtime.loading import (
     require_file,
 )
 from edge_sdk.runtime.model_file import ModelFileInfo
-from edge_sdk.runtime.postprocess.classification import top_k
+from edge_sdk.runtime.postprocess.classification import top_k, top_k_quantized
 from edge_sdk.runtime.postprocess.detection import decode_detections
 from edge_sdk.runtime.postprocess.segmentation import decode_segmentation
 from edge_sdk.runtime.preprocess import InputTransform, is_identity_quantization, preprocess
@@ -211,7 +211,7 @@ class Model:
             invoke_start = time.perf_counter()
             invoke(handle.interpreter, self._model_path)
             invoke_end = time.perf_counter()
-            values = {output.name: output.dequantize(handle.interpreter.get_tensor(output.index)) for output in self._outputs}
+            values = {output.name: handle.interpreter.get_tensor(output.index) for output in self._outputs}
             fields = self._decode(values, transform, batch_row=0)
             end = time.perf_counter()
         return self._result(
@@ -246,7 +246,7 @@ class Model:
         invoke_start = time.perf_counter()
         invoke(interpreter, self._model_path)
         invoke_end = time.perf_counter()
-        values = {output.name: output.dequantize(interpreter.get_tensor(output.index)) for output in self._outputs}
+        values = {output.name: interpreter.get_tensor(output.index) for output in self._outputs}
         decoded = [(self._decode(values, transform, batch_row=row), transform) for row, (_, transform) in enumerate(prepared)]
         end = time.perf_counter()
         count = len(images)
@@ -278,15 +278,21 @@ class Model:
         )
 
     def _decode(self, values: dict[str, np.ndarray], transform: InputTransform, batch_row: int) -> dict[str, Any]:
-        """Return the task's result fields (classifications, detections or segmentation) for one batch row."""
+        """Return the task's result fields for one batch row of the raw (still quantized) outputs."""
         manifest = self._manifest
+        output = self._outputs[0]
         if manifest.task == "classification":
-            scores = values[self._outputs[0].name][batch_row]
-            return {"classifications": top_k(scores, self._labels, manifest.label_offset, self._top_k)}
+            raw = values[output.name][batch_row]
+            best = top_k_quantized(raw, output.scale, output.zero_point, self._labels, manifest.label_offset, self._top_k)
+            if best is None:
+                best = top_k(output.dequantize(raw), self._labels, manifest.label_offset, self._top_k)
+            return {"classifications": best}
         if manifest.task == "segmentation":
-            output = values[self._outputs[0].name][batch_row : batch_row + 1]
-            return {"segmentation": decode_segmentation(output, transform=transform, labels=self._labels, label_offset=manifest.label_offset)}
-        return {"detections": self._decode_detections(values, transform)}
+            scores = output.dequantize(values[output.name][batch_row : batch_row + 1])
+            segmentation = decode_segmentation(scores, transform=transform, labels=self._labels, label_offset=manifest.label_offset)
+            return {"segmentation": segmentation}
+        dequantized = {name: self._outputs_by_name[name].dequantize(value) for name, value in values.items()}
+        return {"detections": self._decode_detections(dequantized, transform)}
 
     def _decode_detections(self, values: dict[str, np.ndarray], transform: InputTransform) -> tuple:
         assert self._detection_roles is not None

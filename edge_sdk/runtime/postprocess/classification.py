@@ -21,16 +21,52 @@ def to_probabilities(values: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
+def best_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Return the indices of the k largest values, largest first, ties broken by the lower index.
+
+    Quantized outputs tie often (many classes at 0), so the tie rule keeps
+    results identical between the quantized and the float path.
+    """
+    flat = np.asarray(values).reshape(-1)
+    k = max(1, min(k, flat.size))
+    kth_largest = np.partition(flat, flat.size - k)[flat.size - k]
+    above = np.flatnonzero(flat > kth_largest)
+    tied = np.flatnonzero(flat == kth_largest)[: k - above.size]
+    chosen = np.concatenate([above, tied])
+    return chosen[np.lexsort((chosen, -flat[chosen].astype(np.float64)))]
+
+
 def top_k(
     scores: np.ndarray, labels: list[str] | None, label_offset: int, k: int, score_threshold: float = 0.0
 ) -> tuple[Classification, ...]:
     """Return the k best classes with a score of at least `score_threshold`, best first."""
     probabilities = to_probabilities(scores)
-    k = max(1, min(k, probabilities.size))
-    best = np.argpartition(-probabilities, k - 1)[:k]
-    best = best[np.argsort(-probabilities[best], kind="stable")]
+    best = best_indices(probabilities, k)
     return tuple(
         Classification(int(i), label_for(int(i), labels, label_offset), float(probabilities[i]))
         for i in best
         if probabilities[i] >= score_threshold
+    )
+
+
+def top_k_quantized(
+    values: np.ndarray, scale: float, zero_point: int, labels: list[str] | None, label_offset: int, k: int
+) -> tuple[Classification, ...] | None:
+    """Return the top k of a quantized output without dequantizing all of it, or None when it holds logits.
+
+    Dequantization with a positive scale keeps the order of values, so the
+    best classes can be picked on the raw integers. Only when every value
+    dequantizes into [0, 1] are they scores already; otherwise the caller
+    must dequantize and apply softmax with `top_k`.
+    """
+    flat = np.asarray(values).reshape(-1)
+    if scale <= 0 or flat.size == 0:
+        return None
+    lowest = (int(flat.min()) - zero_point) * scale
+    highest = (int(flat.max()) - zero_point) * scale
+    if lowest < 0.0 or highest > 1.0 + 1e-6:
+        return None
+    best = best_indices(flat, k)
+    return tuple(
+        Classification(int(i), label_for(int(i), labels, label_offset), (int(flat[i]) - zero_point) * scale) for i in best
     )
