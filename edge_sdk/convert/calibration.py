@@ -93,16 +93,16 @@ def _from_video(path: Path, spec: InputSpec, samples: int, progress: bool) -> Ca
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if frame_count <= 0:
             raise CalibrationError(f"calibration video {path} reports {frame_count} frames: re-encode it or extract frames to a folder")
-        wanted = set(evenly_spaced(frame_count, samples))
+        selected = set(evenly_spaced(frame_count, samples))
         frames = []
         # Frames are read in order instead of seeking, because seeking lands on
         # key frames in many codecs and would repeat frames.
-        for index in tqdm(range(max(wanted) + 1), desc="calibration", unit="frame", disable=not progress):
+        for index in tqdm(range(max(selected) + 1), desc="calibration", unit="frame", disable=not progress):
             ok, frame = capture.read()
             if not ok:
                 logger.warning("calibration video %s ended at frame %d of %d reported", path, index, frame_count)
                 break
-            if index in wanted:
+            if index in selected:
                 frames.append(frame)
     finally:
         capture.release()
@@ -149,14 +149,17 @@ def check_samples(array: np.ndarray, spec: InputSpec, source: str) -> Calibratio
             f"with {spec.channels} channels"
         )
     if array.shape[-1] != spec.channels:
-        raise CalibrationError(f"calibration sample 0 of {source} has {array.shape[-1]} channels but the model input has {spec.channels}")
+        raise CalibrationError(
+            f"calibration samples of {source} have {array.shape[-1]} channels but the model input has {spec.channels}: "
+            "convert the images to the model's color order"
+        )
     if array.dtype == np.uint8:
         return CalibrationSet(normalize_frames(_pixels_to_bgr(array, spec), spec), source, "pixels")
 
     expected = (spec.height, spec.width, spec.channels)
     if tuple(array.shape[1:]) != expected:
         raise CalibrationError(
-            f"calibration sample 0 of {source} has shape {tuple(array.shape[1:])} but the model input is {expected}: "
+            f"calibration samples of {source} have shape {tuple(array.shape[1:])} but the model input is {expected}: "
             "float samples must be normalized model inputs of exactly that shape (or pass uint8 images to be resized)"
         )
     if array.dtype == np.float64:

@@ -166,5 +166,8 @@ def _match_outputs(source: list[np.ndarray], converted: list[np.ndarray]) -> lis
     by_size = {c.size: c for c in converted}
     if len(by_size) != len(converted) or any(s.size not in by_size for s in source):
         shapes = [list(c.shape) for c in converted]
-        raise ModelCheckError(f"the converted outputs {shapes} do not match the source outputs {[list(s.shape) for s in source]}")
+        raise ModelCheckError(
+            f"the converted outputs {shapes} do not match the source outputs {[list(s.shape) for s in source]}: "
+            "the converter changed the output layout; no package was written"
+        )
     return [by_size[s.size] for s in source]
