@@ -147,7 +147,8 @@ class Source(abc.ABC):
         self._last_error: str | None = None
         self._last_activity = 0.0
         self._last_frame_mono: float | None = None
-        self._waiting_for_consumer = False
+        # True while the reader waits on purpose (lockstep consumer, file pacing); the stall timeout skips that time.
+        self._paused = False
 
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -324,7 +325,7 @@ class Source(abc.ABC):
             # NOTE: a reader stuck inside capture.read() cannot be interrupted, so
             # it is abandoned and releases its capture only if the read returns.
             stalled_for = time.monotonic() - self._last_activity
-            if self.loss.stall_timeout_s and not self._waiting_for_consumer and stalled_for > self.loss.stall_timeout_s:
+            if self.loss.stall_timeout_s and not self._paused and stalled_for > self.loss.stall_timeout_s:
                 abandon.set()
                 self._record_error(SourceError(f"no frame from {self.describe()} for {stalled_for:.1f} s (stall_timeout_s={self.loss.stall_timeout_s})"))
                 logger.warning("source %s: stalled: %s", self.source_id, self._last_error)
@@ -377,9 +378,9 @@ class Source(abc.ABC):
     def _deliver(self, image: np.ndarray, t_mono: float, abandon: threading.Event) -> None:
         with self._cond:
             if self.lossless and self._latest is not None:
-                self._waiting_for_consumer = True
+                self._paused = True
                 self._cond.wait_for(lambda: self._latest is None or abandon.is_set() or self._stop.is_set())
-                self._waiting_for_consumer = False
+                self._paused = False
                 self._last_activity = time.monotonic()
                 if self._latest is not None:
                     return

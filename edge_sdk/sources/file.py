@@ -99,4 +99,8 @@ class FileSource(Source):
         due = self._started_at + frames_since_open / self.fps
         delay = due - time.monotonic()
         if delay > 0:
+            # Waiting for the next frame's time is not a stall, even for a file slower than stall_timeout_s.
+            self._paused = True
             self._stop.wait(delay)
+            self._last_activity = time.monotonic()
+            self._paused = False

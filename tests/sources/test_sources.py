@@ -39,10 +39,13 @@ def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
     return bool(predicate())
 
 
-def drain(source, consumer_delay_s: float = 0.0) -> list:
-    """Take frames until the source finishes; optionally sleep after each to act as a slow consumer."""
+def drain(source, consumer_delay_s: float = 0.0, limit: int = 10 * CLIP_FRAMES) -> list:
+    """Take frames until the source finishes; optionally sleep after each to act as a slow consumer.
+
+    Fails after `limit` frames, so a source that never ends fails the test instead of hanging it.
+    """
     frames = []
-    while True:
+    while len(frames) < limit:
         try:
             frame = source.get(timeout=5.0)
         except SourceClosedError:
@@ -51,6 +54,7 @@ def drain(source, consumer_delay_s: float = 0.0) -> list:
             frames.append(frame)
             if consumer_delay_s:
                 time.sleep(consumer_delay_s)
+    raise AssertionError(f"source {source.source_id} delivered {limit} frames without ending: {source.stats()}")
 
 
 class StallingFileSource(FileSource):
@@ -275,3 +279,27 @@ def test_close_is_idempotent(clip: Path) -> None:
     source.close()
     source.close()
     assert source.state is SourceState.CLOSED
+
+
+def write_slow_video(path: Path, fps: float, frames: int) -> Path:
+    """Encode a short MJPEG AVI at a low frame rate with OpenCV's own writer."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (160, 120))
+    assert writer.isOpened(), "this OpenCV build cannot write MJPEG AVI"
+    for index in range(frames):
+        writer.write(np.full((120, 160, 3), 20 * index, np.uint8))
+    writer.release()
+    return path
+
+
+def test_file_pacing_is_not_a_stall(tmp_path: Path) -> None:
+    video = write_slow_video(tmp_path / "slow.avi", fps=4.0, frames=4)
+    loss = LossSettings(stall_timeout_s=0.1, reopen_initial_s=0.05)
+    with make_source("file", "slow", path=video, pace="realtime", loss=loss) as source:
+        frames = drain(source, limit=20)
+        stats = source.stats()
+    assert [f.seq for f in frames] == [0, 1, 2, 3]
+    assert stats.reopens == 0
+    assert stats.last_error is None
+    assert stats.state == SourceState.ENDED.value
