@@ -72,6 +72,8 @@ class MqttSection:
 class SpoolSection:
     path: str = setting("spool.sqlite", "SQLite file of the store-and-forward queue.", unit="path")
     max_messages: int = setting(200_000, "Queue size limit; when full, lower-priority messages are dropped first and counted.", unit="messages", minimum=100)
+    max_bytes: int = setting(256 * 1024 * 1024, "Queue size limit in payload bytes, with the same drop order.", unit="bytes", minimum=1_000_000)
+    synchronous: str = setting("NORMAL", "SQLite synchronous mode: NORMAL survives a killed process, FULL also a power cut at one fsync per message.", choices=("NORMAL", "FULL"))
 
 
 @dataclass(frozen=True, slots=True)

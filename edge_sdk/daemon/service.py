@@ -165,7 +165,8 @@ class Daemon:
 
     def _open_transport(self) -> None:
         spool_path = self.config.resolve(self.config.spool.path)
-        self._spool = Spool(spool_path, max_messages=self.config.spool.max_messages)
+        section = self.config.spool
+        self._spool = Spool(spool_path, max_messages=section.max_messages, max_bytes=section.max_bytes, synchronous=section.synchronous)
         self._client = MqttClient(mqtt_config(self.config), self._spool)
         self._outbox = MqttOutbox(self._client, self.topics, self.builder, self.metrics.capture_to_ack_ms)
         self._client.on_ack = self._outbox.on_ack
