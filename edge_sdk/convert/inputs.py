@@ -63,10 +63,8 @@ def evaluation_inputs(
     report: ConversionReport,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the inputs (and labels, when known) every candidate is evaluated on."""
+    num_classes = count_classes(source, labels)
     if options.validation is not None:
-        num_classes = int(np.prod(source.predict(np.zeros((1, *source.input_shape), np.float32))[0].shape[1:]))
-        if labels is not None and len(labels) != num_classes:
-            raise SourceModelError(f"labels file has {len(labels)} labels but model {source.name} has {num_classes} outputs: pass the matching --labels")
         validation: ValidationSet = load_validation(options.validation, spec, labels, num_classes, progress=options.progress)
         report.evaluation_set, report.evaluation_kind = validation.source, "validation"
         return validation.inputs, validation.labels
@@ -80,6 +78,17 @@ def evaluation_inputs(
     report.evaluation_set, report.evaluation_kind = calibration.source, "calibration"
     report.warnings.append("no --validation set: the gate uses top-1 disagreement with the float model on calibration frames")
     return calibration.samples[:MAX_AGREEMENT_FRAMES], None
+
+
+def count_classes(source: SourceModel, labels: list[str] | None) -> int:
+    """Return the size of the first output, checking that the labels file has one label per class."""
+    num_classes = int(np.prod(source.predict(np.zeros((1, *source.input_shape), np.float32))[0].shape[1:]))
+    if labels is not None and len(labels) != num_classes:
+        raise SourceModelError(
+            f"the labels file has {len(labels)} labels but model {source.name} has {num_classes} output classes: "
+            "pass the matching --labels file"
+        )
+    return num_classes
 
 
 def predict_in_batches(source: SourceModel, inputs: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:

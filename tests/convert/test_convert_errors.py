@@ -105,6 +105,22 @@ def test_coral_rejects_op_without_int8_kernel(tmp_path):
     assert not (tmp_path / "pkg").exists()
 
 
+def test_labels_count_mismatch_rejected(tmp_path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs)), name="four_classes")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
+    with pytest.raises(SourceModelError) as caught:
+        convert(ConvertOptions(model=model, output=tmp_path / "pkg", quantize="fp32", calibration=calibration, labels=labels))
+    assert "3 labels" in str(caught.value)
+    assert "4 output classes" in str(caught.value)
+    assert not (tmp_path / "pkg").exists()
+
+
 def test_calibration_wrong_shape_names_shapes(tmp_path):
     array = tmp_path / "calibration.npy"
     np.save(array, np.zeros((8, 28, 28, 3), dtype=np.float32))
