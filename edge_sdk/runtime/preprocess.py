@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edge_sdk.package.manifest import InputSpec
-from edge_sdk.runtime.errors import InputImageError
+from edge_sdk.runtime.errors import InputImageError, ModelConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def _quantized_table(
 ) -> np.ndarray | None:
     """Return a [256, channels] table of quantized values, or None when it is the identity on uint8."""
     if scale is None or zero_point is None:
-        raise ValueError(f"a {dtype} input needs a scale and a zero point, got scale={scale!r} zero_point={zero_point!r}")
+        raise ModelConfigError(f"a {dtype} input needs a scale and a zero point, got scale={scale!r} zero_point={zero_point!r}")
     low, high = _DTYPE_RANGES[dtype]
     real = _float_table(channels, mean, std)
     quantized = np.clip(np.round(real / np.float32(scale)) + int(zero_point), low, high)

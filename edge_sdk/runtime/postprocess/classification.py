@@ -52,7 +52,7 @@ def top_k(
 def top_k_quantized(
     values: np.ndarray, scale: float, zero_point: int, labels: list[str] | None, label_offset: int, k: int
 ) -> tuple[Classification, ...] | None:
-    """Return the top k of a quantized output without dequantizing all of it, or None when it holds logits.
+    """Return the top k of a quantized output without dequantizing all of it, or None when it contains logits.
 
     Dequantization with a positive scale keeps the order of values, so the
     best classes can be picked on the raw integers. Only when every value

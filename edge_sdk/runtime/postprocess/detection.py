@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_sdk.package.results import BoundingBox, Detection
+from edge_sdk.runtime.errors import ModelConfigError
 from edge_sdk.runtime.postprocess.naming import label_for
 from edge_sdk.runtime.preprocess import InputTransform
 
@@ -41,7 +42,7 @@ def decode_detections(
     if box_order == "yxyx":
         selected = selected[:, [1, 0, 3, 2]]
     elif box_order != "xyxy":
-        raise ValueError(f"box_order is {box_order!r}: expected one of {', '.join(BOX_ORDERS)}")
+        raise ModelConfigError(f"detection.box_order is {box_order!r}: expected one of {', '.join(BOX_ORDERS)}; fix the manifest")
     frame_boxes = transform.normalized_boxes_to_frame(np.clip(selected, 0.0, 1.0))
 
     detections = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_sdk.package.results import Segmentation
+from edge_sdk.runtime.errors import ModelConfigError
 from edge_sdk.runtime.postprocess.naming import label_for
 from edge_sdk.runtime.preprocess import InputTransform
 
@@ -24,7 +25,7 @@ def decode_segmentation(
     elif values.ndim == 3:
         mask = np.rint(values[0]).astype(np.int32)
     else:
-        raise ValueError(f"segmentation output has shape {list(values.shape)}: expected [1, H, W, classes] or [1, H, W]")
+        raise ModelConfigError(f"segmentation output has shape {list(values.shape)}: expected [1, H, W, classes] or [1, H, W]; pass the right task to Model.load")
 
     region = mask[_frame_rows(transform, mask.shape), _frame_columns(transform, mask.shape)]
     ids, counts = np.unique(region, return_counts=True)
