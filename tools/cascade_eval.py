@@ -53,7 +53,7 @@ class CurvePoint:
 
 
 def train_once(variant: str, data: Path, work_dir: Path, epochs: int | None) -> dict:
-    """Train the edge model with the recipe's `train` into work_dir/variant unless a model is already there."""
+    """Train `variant` with the recipe's `train` into work_dir/variant unless a model is already there; return its report."""
     from models.traffic_signs import train
 
     output = work_dir / variant
@@ -63,49 +63,6 @@ def train_once(variant: str, data: Path, work_dir: Path, epochs: int | None) -> 
         return json.loads(report_path.read_text(encoding="utf-8"))
     logger.info("training the %s model into %s", variant, output)
     return train(data, output, variant=variant, epochs=epochs).to_dict()
-
-
-def train_cloud_once(data: Path, work_dir: Path, epochs: int, seed: int = 1234) -> dict:
-    """Train the recipe's `large` model with a cosine learning-rate decay, keeping the best epoch by validation top-1.
-
-    The recipe's `train` uses a constant learning rate of 1e-3, with which the
-    batch-normalized large model stayed near chance for its first epochs on
-    this data (train top-1 0.09 after two epochs), so this tool schedules the
-    rate itself. Model, data split and augmentation are the recipe's own.
-    """
-    import keras
-
-    from models import traffic_signs as recipe
-
-    output = work_dir / "large"
-    report_path = output / "training_report.json"
-    if (output / "model.keras").is_file() and report_path.is_file():
-        logger.info("reusing the trained large model in %s", output)
-        return json.loads(report_path.read_text(encoding="utf-8"))
-    output.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    dataset = recipe.load_dataset(data)
-    train_index, validation_index = recipe.split_by_group(dataset, 0.15, seed)
-    x_train = dataset.images[train_index].astype(np.float32)
-    x_validation = dataset.images[validation_index].astype(np.float32)
-    y_validation = dataset.labels[validation_index]
-
-    model = recipe.build_model("large")
-    steps = epochs * int(np.ceil(len(train_index) / 64))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # NOTE: the augmentation pipeline is the recipe's private helper, so a change there changes this model too.
-    pipeline = recipe._augmented(x_train, dataset.labels[train_index], 64, seed)
-    best = keras.callbacks.ModelCheckpoint(str(output / "model.keras"), monitor="val_accuracy", save_best_only=True)
-    started = time.monotonic()
-    history = model.fit(pipeline, epochs=epochs, validation_data=(x_validation, y_validation), callbacks=[best], verbose=2)
-    (output / "labels.txt").write_text("\n".join(dataset.class_names) + "\n", encoding="utf-8")
-    report = {
-        "variant": "large", "epochs": epochs, "seed": seed, "schedule": "adam cosine decay from 2e-3, batch 64",
-        "train_samples": len(train_index), "validation_top1": max(history.history["val_accuracy"]),
-        "train_seconds": round(time.monotonic() - started, 1), "preprocessing": recipe.PREPROCESSING,
-    }
-    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
 
 
 def convert_once(work_dir: Path, calibration: Path) -> Path:
@@ -118,9 +75,7 @@ def convert_once(work_dir: Path, calibration: Path) -> Path:
         sys.executable, "-m", "edge_sdk", "convert", str(work_dir / "small" / "model.keras"),
         "--output", str(package), "--target", "cpu", "--quantize", "int8",
         "--calibration", str(calibration), "--name", "traffic-signs-small", "--version", "1",
-        # 200 calibration frames give the gate a 0.5-point resolution; int8 agreed with
-        # float on 99% of them, exactly the default 1-point limit, which the gate rejects.
-        "--max-accuracy-drop", "2", "--json", "--no-progress",
+        "--json", "--no-progress",
     ]
     logger.info("converting: %s", " ".join(command))
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
@@ -209,7 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/edge-cascade"), help="where trained models and the package are kept between runs")
     parser.add_argument("--output", type=Path, default=Path("cascade.json"), help="JSON file to write")
     parser.add_argument("--epochs-small", type=int, help="training epochs of the edge model (default: the recipe's)")
-    parser.add_argument("--epochs-large", type=int, default=8, help="training epochs of the cloud model (default %(default)s)")
+    parser.add_argument("--epochs-large", type=int, help="training epochs of the cloud model (default: the recipe's)")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of escalated frames (default %(default)s)")
     return parser.parse_args(argv)
 
@@ -223,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reports = {
         "small": train_once("small", train_data, args.work_dir, args.epochs_small),
-        "large": train_cloud_once(train_data, args.work_dir, args.epochs_large),
+        "large": train_once("large", train_data, args.work_dir, args.epochs_large),
     }
     package = convert_once(args.work_dir, train_data)
 

@@ -100,10 +100,11 @@ class _WorkerCounters:
 class MaasWorker:
     """Reply to the escalation requests of one shared-subscription group with the results of `model`.
 
-    `mqtt_config` gives the broker address, protocol and TLS; the worker
-    sets the client id, the persistent session and manual acknowledgement
-    itself. `start()` returns once the subscription is registered; `stop()`
-    answers what is queued, publishes an "offline" status and disconnects.
+    `mqtt_config` gives the broker address, protocol and TLS. The worker
+    sets the client id, the persistent session, manual acknowledgement and
+    its presence topic itself. `start()` returns at once, or once connected
+    when given a `connect_timeout`. `stop()` unsubscribes, replies to what is
+    queued, publishes an "offline" status and disconnects.
     """
 
     def __init__(self, model: CloudModel, mqtt_config: MqttConfig, config: MaasConfig) -> None:
@@ -192,7 +193,7 @@ class MaasWorker:
     # --- receiving --------------------------------------------------------------------------------
 
     def _on_request(self, message: InboundMessage) -> None:
-        """Check one request on the network thread and queue it; a rejected request is answered at once."""
+        """Check one request on the network thread and queue it; a rejected request gets its error reply at once."""
         with self._lock:
             self._counters.received += 1
         try:
