@@ -134,3 +134,31 @@ def test_model_reports_damaged_archive_as_archive(tmp_path):
     archive.write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
     with pytest.raises(PackageError, match="neither a tar nor a zip|damaged"):
         Model.load(archive)
+
+
+def test_guessed_detection_roles_fixed_by_values(detection_dir, tmp_path):
+    # Classes and scores named the wrong way round, marked as a guess: the first
+    # frame with detections must swap them back (class ids are whole numbers).
+    manifest = Manifest(
+        name="ssd-guessed",
+        version="1",
+        task="detection",
+        input=InputSpec((1, 300, 300, 3), "uint8", mean=(128.0,), std=(128.0,), scale=1 / 128, zero_point=128),
+        label_offset=1,
+        detection=DetectionOutputs(
+            boxes="TFLite_Detection_PostProcess",
+            classes="TFLite_Detection_PostProcess:2",
+            scores="TFLite_Detection_PostProcess:1",
+            count="TFLite_Detection_PostProcess:3",
+        ),
+        extra={"detection_roles_guessed": True},
+    )
+    labels = (detection_dir / "COCO_labels.txt").read_text(encoding="utf-8").splitlines()
+    package = write_package(tmp_path / "ssd", manifest, (detection_dir / "detect.tflite").read_bytes(), labels)
+    frame = cv2.imread(str(detection_dir / "road_stills" / "solidWhiteCurve.jpg"))
+    with Model.load(package) as model:
+        first = model.predict(frame).detections
+        second = model.predict(frame).detections
+    assert "car" in {d.label for d in first}
+    assert all(0.0 <= d.score <= 1.0 for d in first)
+    assert [(d.class_id, d.score) for d in first] == [(d.class_id, d.score) for d in second]
