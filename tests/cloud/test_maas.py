@@ -258,7 +258,7 @@ def spawn_worker(mosquitto, worker_id: str, *extra: str) -> subprocess.Popen:
 
 def test_maas_killed_worker_loses_no_request(mosquitto, vehicle) -> None:
     # The subprocess worker keeps its requests in a batch that waits 60 s, so they are
-    # received but neither answered nor acknowledged when it is killed.
+    # received but neither replied to nor acknowledged when it is killed.
     doomed = spawn_worker(mosquitto, "doomed", "--max-batch", "64", "--max-wait-ms", "60000")
     model = TfliteCloudModel(RUNTIME_MODELS / "dominant_color_uint8_zp128.tflite", labels=RUNTIME_MODELS / "dominant_color_labels.txt")
     survivor = MaasWorker(model, MqttConfig(host=mosquitto.host, port=mosquitto.port), MaasConfig(worker_id="survivor", prefix=PREFIX, status_interval_s=0.5))
