@@ -207,3 +207,27 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
         assert letter.topic == topic
         assert letter.vehicle_id == "car-3"
     assert storage.count(vehicle_id="car-3") == 1
+
+
+def test_ingest_survives_broker_restart(mosquitto, storage) -> None:
+    subscriber = make_subscriber(storage, mosquitto, client_id="ingest-outage")
+    subscriber.start(connect_timeout=10.0)
+    baseline = wait_until_subscribed(subscriber, mosquitto)
+    publisher = Publisher(mosquitto, "car-out")
+    try:
+        publisher.publish_run(20)
+        assert subscriber.wait_for(stored_at_least(baseline + 20), timeout=20.0)
+
+        mosquitto.restart()
+        # Published before the clients have reconnected to the restarted broker: the vehicle's spool keeps them.
+        publisher.publish_run(20)
+        assert publisher.client.wait_connected(20.0)
+        publisher.flush()
+        assert subscriber.wait_for(stored_at_least(baseline + 40), timeout=30.0), f"stored {storage.count(vehicle_id='car-out')} of 40"
+    finally:
+        publisher.close()
+        subscriber.stop()
+
+    assert storage.count(vehicle_id="car-out") == 40
+    stored_ids = sorted(message.message_id for message in storage.query(MessageQuery(vehicle_id="car-out")))
+    assert stored_ids == sorted(envelope.message_id for _, envelope in publisher.sent)
