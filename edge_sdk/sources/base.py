@@ -7,8 +7,8 @@ is the normal end of the stream (`_is_end_of_stream`) or pace its reads
 - a supervisor thread opens the input, watches the reader for stalls and
   reopens it with exponential backoff after any loss;
 - a reader thread per opened input grabs frames into a one-frame slot, so a
-  slow consumer always gets the newest frame and each frame at most once;
-  a frame that is overwritten before anyone took it is counted as dropped.
+  slow consumer always gets the newest frame and each frame at most once.
+  A frame that is overwritten before anyone took it is counted as dropped.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class FileSource(Source):
     """Frames of a video file.
 
     `pace`: "realtime" sleeps to keep the file's own frame rate (25 fps when
-    the container does not say), "fast" reads as fast as it decodes and lets
+    the container has no frame rate), "fast" reads as fast as it decodes and lets
     the latest-frame slot drop what the consumer misses, "lockstep" reads the
     next frame only after the consumer took the previous one, so no frame is
     dropped. With `loop` the file restarts at its end; without, the end of the
@@ -89,8 +89,8 @@ class FileSource(Source):
         return _FirstFrameCapture(capture, first, self.loop)
 
     def _is_end_of_stream(self, frames_since_open: int) -> bool:
-        # A looping file only fails to read again when it broke; a file that
-        # read frames before ends cleanly.
+        # A looping file rewinds at its end, so a failed read means it broke.
+        # Without looping, a failed read after at least one frame is the end.
         return not self.loop and frames_since_open > 0
 
     def _before_read(self, frames_since_open: int) -> None:
