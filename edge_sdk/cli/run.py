@@ -23,10 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_command(args: argparse.Namespace) -> int:
     from edge_sdk.daemon.config import load_config
-    from edge_sdk.daemon.service import Daemon
+    from edge_sdk.daemon.service import Daemon, build_vehicle_links
 
     config = load_config(args.config)
     if args.check:
+        if config.vehicle is not None:
+            build_vehicle_links(config)
         print(f"{args.config}: valid ({len(config.sources)} sources, {len(config.models)} models, vehicle {config.vehicle_id})")
         return 0
 

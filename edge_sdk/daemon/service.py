@@ -92,6 +92,19 @@ def mqtt_config(config: DaemonConfig) -> MqttConfig:
     )
 
 
+def build_vehicle_links(config: DaemonConfig) -> Any:
+    """Build (without opening) the `firmware_bridge` links named in `[vehicle]`; errors name the section."""
+    try:
+        from firmware_bridge.errors import FirmwareBridgeError
+        from firmware_bridge.vehicle import VehicleLinks
+    except ImportError as exc:
+        raise DaemonError(f"[vehicle] is configured but firmware_bridge.vehicle cannot be imported ({exc}): install firmware_bridge or remove [vehicle]") from exc
+    try:
+        return VehicleLinks.from_config(dict(config.vehicle or {}))
+    except FirmwareBridgeError as exc:
+        raise DaemonConfigError(f"vehicle: {exc}", key="vehicle", value=config.vehicle) from exc
+
+
 class Daemon:
     """The on-vehicle process. Build with a checked config, then `run()` once."""
 
@@ -192,15 +205,7 @@ class Daemon:
     def _open_vehicle(self) -> None:
         if self.config.vehicle is None:
             return
-        try:
-            from firmware_bridge.errors import FirmwareBridgeError
-            from firmware_bridge.vehicle import VehicleLinks
-        except ImportError as exc:
-            raise DaemonError(f"[vehicle] is configured but firmware_bridge.vehicle cannot be imported ({exc}): install firmware_bridge or remove [vehicle]") from exc
-        try:
-            self._vehicle = VehicleLinks.from_config(dict(self.config.vehicle))
-        except FirmwareBridgeError as exc:
-            raise DaemonConfigError(f"vehicle: {exc}", key="vehicle", value=dict(self.config.vehicle)) from exc
+        self._vehicle = build_vehicle_links(self.config)
         self._vehicle.start()
 
     def _open_escalation(self) -> None:

@@ -231,10 +231,11 @@ def test_cli_bad_vehicle_section_names_it(tmp_path: Path, data_dir: Path) -> Non
     from tests.daemon.support import write_config
 
     config = write_config(tmp_path / "vehicle.toml", data_dir, free_port(), spool=tmp_path / "spool.sqlite", extra='[vehicle.gps]\nbaud = 9600\n')
-    completed = subprocess.run(
-        [sys.executable, "-m", "edge_sdk", "run", "--config", str(config)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
-    )
-    assert completed.returncode == 1
-    assert "vehicle: " in completed.stderr
-    assert "baud" in completed.stderr
-    assert "Traceback" not in completed.stderr
+    for extra_args in ([], ["--check"]):
+        completed = subprocess.run(
+            [sys.executable, "-m", "edge_sdk", "run", "--config", str(config), *extra_args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
+        )
+        assert completed.returncode == 1, extra_args
+        assert "vehicle: " in completed.stderr
+        assert "baud" in completed.stderr
+        assert "Traceback" not in completed.stderr
