@@ -161,3 +161,35 @@ def test_cli_file_without_frames_fails_clearly(tmp_path: Path, data_dir: Path) -
     assert completed.returncode == 1
     assert "sources[0] ('front')" in completed.stderr
     assert f"{broken} decoded zero frames" in completed.stderr
+
+
+def test_daemon_reports_unreachable_camera(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector) -> None:
+    # Nothing listens on this loopback port, so every open of the stream fails at once.
+    extra = f"""
+[[sources]]
+id = "rear"
+kind = "url"
+url = "rtsp://127.0.0.1:{free_port()}/stream"
+open_timeout_s = 1.0
+reopen_initial_s = 0.1
+reopen_max_s = 0.5
+model = "detector"
+"""
+    config = write_config(tmp_path / "vehicle.toml", data_dir, mosquitto.port, spool=tmp_path / "spool.sqlite", source={"loop": True, "pace": "realtime"}, extra=extra)
+    daemon = Daemon(load_config(config))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(daemon.run()))
+    thread.start()
+
+    def rear_reported_lost(c: Collector) -> bool:
+        records = [m["body"] for m in c.of_kind("status") if "sources" in m["body"]]
+        return any(r["sources"]["rear"]["state"] == "lost" and r["sources"]["rear"]["last_error"] for r in records)
+
+    try:
+        assert collector.wait_for(rear_reported_lost, 30)
+        assert collector.wait_for(lambda c: len(c.frames()) >= 5, 30), "the working source stopped with the broken one"
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    assert result == [0]
+    assert {m["body"]["source_id"] for m in collector.frames()} == {"front"}
