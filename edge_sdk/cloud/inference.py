@@ -126,7 +126,7 @@ class KerasCloudModel(CloudModel):
         else:
             outputs = self._call(batch)
             output = next(iter(outputs.values()))
-        scores = np.asarray(output, dtype=np.float32)
+        scores = np.asarray(output.numpy() if hasattr(output, "numpy") else output, dtype=np.float32)
         if scores.ndim != 2:
             raise WorkerModelError(f"model {self.path} returned scores of shape {scores.shape}: expected [batch, classes] from a classifier")
         return scores
