@@ -129,6 +129,32 @@ class Daemon:
         self._status: StatusReporter | None = None
         self.started_at = time.monotonic()
 
+    @property
+    def sources(self) -> dict[str, Source]:
+        """Sources by id, once `run()` has opened them."""
+        return dict(self._sources)
+
+    @property
+    def client(self) -> MqttClient | None:
+        return self._client
+
+    @property
+    def escalator(self) -> Escalator | None:
+        return self._escalator
+
+    @property
+    def vehicle(self) -> Any:
+        """The `VehicleLinks` of `[vehicle]`, or None."""
+        return self._vehicle
+
+    @property
+    def publish_queue(self) -> queue.Queue[object]:
+        return self._queue
+
+    @property
+    def outbox(self) -> MqttOutbox | None:
+        return self._outbox
+
     def request_stop(self) -> None:
         """Ask `run()` to shut down; safe to call from a signal handler."""
         self._stop.set()

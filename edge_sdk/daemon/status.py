@@ -27,8 +27,8 @@ class StatusReporter:
         daemon = self.daemon
         metrics = daemon.metrics
         counters = metrics.counters.snapshot()
-        sources = {source_id: source.stats().to_dict() for source_id, source in daemon._sources.items()}
-        client_stats = daemon._client.stats() if daemon._client is not None else {}
+        sources = {source_id: source.stats().to_dict() for source_id, source in daemon.sources.items()}
+        client_stats = daemon.client.stats() if daemon.client is not None else {}
         health: dict[str, Any] = {
             "uptime_s": round(time.monotonic() - daemon.started_at, 1),
             "frames_in": sum(s["captured"] for s in sources.values()),
@@ -39,7 +39,7 @@ class StatusReporter:
             "capture_to_result_ms": metrics.capture_to_result_ms.percentiles(50, 95),
             "capture_to_ack_ms": metrics.capture_to_ack_ms.percentiles(50, 95, 99),
             "sources": sources,
-            "queues": {"publish": daemon._queue.qsize(), "publish_capacity": daemon._queue.maxsize},
+            "queues": {"publish": daemon.publish_queue.qsize(), "publish_capacity": daemon.publish_queue.maxsize},
             "spool": {
                 "depth": client_stats.get("spool_depth"),
                 "bytes": client_stats.get("spool_bytes"),
@@ -49,18 +49,18 @@ class StatusReporter:
             "counters": counters,
             "cpu_temperature_c": read_cpu_temperature_c(),
         }
-        if daemon._escalator is not None:
-            health["escalation"] = daemon._escalator.stats()
+        if daemon.escalator is not None:
+            health["escalation"] = daemon.escalator.stats()
             health["queues"]["escalation_pending"] = health["escalation"]["pending"]
-        if daemon._vehicle is not None:
+        if daemon.vehicle is not None:
             try:
-                health["vehicle_links"] = daemon._vehicle.status()
+                health["vehicle_links"] = daemon.vehicle.status()
             except Exception as exc:  # noqa: BLE001 - status goes out without link details rather than not at all
                 logger.warning("status: vehicle link status failed: %s", exc)
         return presence_body(ONLINE, **health)
 
     def publish(self) -> None:
-        outbox = self.daemon._outbox
+        outbox = self.daemon.outbox
         if outbox is None:
             return
         try:
