@@ -73,31 +73,36 @@ def make_subscriber(storage: SqliteStorage, mosquitto, protocol: str = "5", clie
     return IngestSubscriber(storage, IngestConfig(prefix=PREFIX, client_id=client_id), mqtt_config)
 
 
-def wait_until_subscribed(subscriber: IngestSubscriber, mosquitto) -> int:
-    """Publish probe messages from another vehicle until one is stored; return the stored count then.
+def wait_until_subscribed(subscriber: IngestSubscriber, mosquitto) -> None:
+    """Publish probe worker-status messages until one is stored.
 
     A first-ever subscriber has no session on the broker yet, so messages
-    published before its SUBSCRIBE is processed are not queued for it.
+    published before its SUBSCRIBE is processed are not queued for it. The
+    probes are of a kind the tests' runs do not use, so the run counters
+    below ignore them.
     """
     probe = Publisher(mosquitto, "probe")
     try:
         for _ in range(50):
-            probe.publish(MessageKind.STATUS, {"state": "online"})
-            if subscriber.wait_for(stored_at_least(1), timeout=0.2):
-                break
-        probe.flush()
+            probe.publish(MessageKind.WORKER_STATUS, {"state": "online"})
+            if subscriber.wait_for(lambda counts: counts["stored.worker_status"] >= 1, timeout=0.2):
+                return
+        raise AssertionError("the subscriber never stored a probe message")
     finally:
         probe.close()
-    assert subscriber.wait_for(stored_at_least(len(probe.sent)), timeout=10.0), "the subscriber never stored a probe message"
-    return subscriber.counts[IngestOutcome.STORED.value]
+
+
+RUN_KINDS = (KIND_RESULT, KIND_EVENT, KIND_STATUS)
 
 
 def stored_at_least(count: int):
-    return lambda counts: counts[IngestOutcome.STORED.value] >= count
+    """Predicate: at least `count` results, events and status messages stored (probes excluded)."""
+    return lambda counts: sum(counts[f"stored.{kind}"] for kind in RUN_KINDS) >= count
 
 
 def handled_at_least(count: int):
-    return lambda counts: sum(counts[outcome.value] for outcome in IngestOutcome) >= count
+    """Predicate: at least `count` payloads stored, dropped as duplicates or dead-lettered, probes excluded."""
+    return lambda counts: sum(counts[f"stored.{kind}"] for kind in RUN_KINDS) + counts[IngestOutcome.DUPLICATE.value] + counts[IngestOutcome.DEAD_LETTER.value] >= count
 
 
 @pytest.fixture
@@ -109,15 +114,15 @@ def storage(tmp_path: Path):
 def test_ingest_stores_each_message_once_when_resent(mosquitto, storage) -> None:
     subscriber = make_subscriber(storage, mosquitto)
     subscriber.start(connect_timeout=10.0)
-    baseline = wait_until_subscribed(subscriber, mosquitto)
+    wait_until_subscribed(subscriber, mosquitto)
     publisher = Publisher(mosquitto, "car-7")
     try:
         publisher.publish_run(40)
         publisher.flush()
-        assert subscriber.wait_for(stored_at_least(baseline + 40), timeout=20.0)
+        assert subscriber.wait_for(stored_at_least(40), timeout=20.0)
         publisher.resend_all()
         publisher.flush()
-        assert subscriber.wait_for(handled_at_least(baseline + 80), timeout=20.0)
+        assert subscriber.wait_for(handled_at_least(80), timeout=20.0)
     finally:
         publisher.close()
         subscriber.stop()
@@ -136,10 +141,10 @@ def test_ingest_restart_loses_nothing(mosquitto, storage, protocol: str) -> None
     publisher = Publisher(mosquitto, "car-9", protocol=protocol)
     subscriber = make_subscriber(storage, mosquitto, protocol=protocol, client_id=f"ingest-{protocol}")
     subscriber.start(connect_timeout=10.0)
-    baseline = wait_until_subscribed(subscriber, mosquitto)
+    wait_until_subscribed(subscriber, mosquitto)
     try:
         publisher.publish_run(30)
-        assert subscriber.wait_for(stored_at_least(baseline + 30), timeout=20.0)
+        assert subscriber.wait_for(stored_at_least(30), timeout=20.0)
         subscriber.stop()
 
         # Published while the subscriber is down: the broker keeps them in its session.
@@ -185,7 +190,7 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
     ]
     subscriber = make_subscriber(storage, mosquitto)
     subscriber.start(connect_timeout=10.0)
-    baseline = wait_until_subscribed(subscriber, mosquitto)
+    wait_until_subscribed(subscriber, mosquitto)
     client = MqttClient(MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="raw-sender"))
     client.start()
     try:
@@ -193,7 +198,7 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
         for topic, payload, _ in cases:
             client.publish(topic, payload, qos=1)
         client.publish(topics.results, raw_envelope(), qos=1)
-        assert subscriber.wait_for(handled_at_least(baseline + len(cases) + 1), timeout=20.0)
+        assert subscriber.wait_for(handled_at_least(len(cases) + 1), timeout=20.0)
     finally:
         client.stop(timeout=5.0)
         subscriber.stop()
@@ -212,18 +217,18 @@ def test_ingest_malformed_payloads_become_dead_letters(mosquitto, storage) -> No
 def test_ingest_survives_broker_restart(mosquitto, storage) -> None:
     subscriber = make_subscriber(storage, mosquitto, client_id="ingest-outage")
     subscriber.start(connect_timeout=10.0)
-    baseline = wait_until_subscribed(subscriber, mosquitto)
+    wait_until_subscribed(subscriber, mosquitto)
     publisher = Publisher(mosquitto, "car-out")
     try:
         publisher.publish_run(20)
-        assert subscriber.wait_for(stored_at_least(baseline + 20), timeout=20.0)
+        assert subscriber.wait_for(stored_at_least(20), timeout=20.0)
 
         mosquitto.restart()
         # Published before the clients have reconnected to the restarted broker: the vehicle's spool keeps them.
         publisher.publish_run(20)
         assert publisher.client.wait_connected(20.0)
         publisher.flush()
-        assert subscriber.wait_for(stored_at_least(baseline + 40), timeout=30.0), f"stored {storage.count(vehicle_id='car-out')} of 40"
+        assert subscriber.wait_for(stored_at_least(40), timeout=30.0), f"stored {storage.count(vehicle_id='car-out')} of 40"
     finally:
         publisher.close()
         subscriber.stop()
