@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 logger = logging.getLogger("cascade_eval")
 
-DEFAULT_THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0)
+# Edge top scores stay below about 0.9 because the recipe trains with label smoothing, so an even grid covers them.
+DEFAULT_THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(21))
 TARGET_RELATIVE_TOP1 = 0.98
 TARGET_MAX_ESCALATED = 0.25
 
@@ -288,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         "edge_top1": round(float(np.mean(edge == truth)), 4),
         "cloud_top1": round(float(np.mean(cloud == truth)), 4),
         "cloud_top1_without_jpeg": round(float(np.mean(cloud_png == truth)), 4),
+        # The target is trivially met when the edge alone reaches 98% of the cloud; this says whether the cloud adds anything.
+        "cloud_gain_over_edge_points": round(100.0 * float(np.mean(cloud == truth) - np.mean(edge == truth)), 2),
         "edge_ms_per_frame": round(edge_ms, 3),
         "cloud_ms_per_frame_batch64": round(cloud_ms, 3),
         "jpeg_quality": args.jpeg_quality,
