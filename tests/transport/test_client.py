@@ -16,7 +16,7 @@ from edge_sdk.transport.spool import Spool
 from edge_sdk.transport.errors import PayloadError, TopicError, TransportError
 from edge_sdk.transport.topics import MessageKind, Topics, fleet_filter
 from tests.broker import free_port
-from tests.transport.conftest import PersistentBroker
+from tests.broker import MosquittoBroker
 from tests.transport.helpers import FAST_RECONNECT, Collector
 
 PROTOCOLS = ["5", "3.1.1"]
@@ -225,7 +225,7 @@ def test_client_publish_rejects_invalid_topic(topic: str) -> None:
     client.stop(1)
 
 
-class SmallReceiveMaximumBroker(PersistentBroker):
+class SmallReceiveMaximumBroker(MosquittoBroker):
     """Mosquitto announcing Receive Maximum 5 in its MQTT 5 CONNACK."""
 
     def _write_config(self) -> None:
@@ -254,7 +254,7 @@ def test_client_honours_broker_receive_maximum(tmp_path: Path) -> None:
         broker.stop()
 
 
-class SmallMessageLimitBroker(PersistentBroker):
+class SmallMessageLimitBroker(MosquittoBroker):
     """Mosquitto that drops the connection of an MQTT 5 client sending a payload above 1000 bytes."""
 
     def _write_config(self) -> None:

@@ -13,7 +13,7 @@ from edge_sdk.transport.client import InboundMessage, MqttClient
 from edge_sdk.transport.config import MqttConfig, TlsConfig
 from edge_sdk.transport.errors import MqttConfigError
 from tests.broker import find_mosquitto
-from tests.transport.conftest import PersistentBroker
+from tests.broker import MosquittoBroker
 from tests.transport.helpers import FAST_RECONNECT
 
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -37,7 +37,7 @@ def _make_signed(folder: Path, name: str, ca: str, san: str | None) -> None:
              "-out", f"{name}.pem", "-days", "1", *extra, cwd=folder)
 
 
-class TlsBroker(PersistentBroker):
+class TlsBroker(MosquittoBroker):
     """Mosquitto whose only listener speaks TLS and requires a client certificate signed by the test CA."""
 
     certs: Path
