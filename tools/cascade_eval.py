@@ -8,10 +8,12 @@ worker's `KerasCloudModel` on the frame after a JPEG round trip, as an
 escalated frame reaches it. A frame is escalated when the edge's top score is
 below the threshold, and then the cloud's result replaces the edge's.
 
-At the operating point (the lowest threshold whose cascade reaches 98% of
-the cloud-only top-1) the cascade is also run end to end: the escalated
-frames go as JPEG escalation requests over MQTT to a real MaaS worker on a
-local Mosquitto broker, and its replies replace the edge results.
+Two points are picked from every distinct edge score: the operating point,
+the lowest threshold whose cascade reaches 98% of the cloud-only top-1, and
+the threshold with the best cascade top-1 that escalates at most 25% of the
+frames. The second one is also run end to end. Its escalated frames go as
+JPEG escalation requests over MQTT to a real MaaS worker on a local
+Mosquitto broker, and the worker's replies replace the edge results.
 
 Models are trained and converted into --work-dir once and reused on later
 runs; delete the folder to retrain. Nothing is written into the repository
@@ -146,7 +148,7 @@ def run_cloud(model_path: Path, images: list[np.ndarray], batch: int = 64) -> tu
 def cloud_via_maas(model_path: Path, jpegs: dict[int, bytes], timeout: float = 600.0) -> tuple[dict[int, int], list[float]]:
     """Send frames as escalation requests to a real MaaS worker on a local broker; return its class ids and round trips in ms.
 
-    The broker is a Mosquitto on a free loopback port; the worker and the
+    The broker is a Mosquitto on a free loopback port. The worker and the
     requesting vehicle run in this process over MQTT 5 with QoS 1.
     """
     import tempfile
@@ -229,7 +231,7 @@ def operating_point(truth: np.ndarray, edge: np.ndarray, edge_scores: np.ndarray
 
 
 def measure_through_maas(args: argparse.Namespace, truth: np.ndarray, edge: np.ndarray, edge_scores: np.ndarray, images: list[np.ndarray], point: CurvePoint) -> dict:
-    """Run the cascade at `point.threshold` end to end: escalated frames go to a MaaS worker as JPEG over MQTT."""
+    """Run the cascade at `point.threshold` end to end, escalated frames going to a MaaS worker as JPEG over MQTT."""
     jpegs = {}
     for index in np.flatnonzero(edge_scores < point.threshold):
         ok, buffer = cv2.imencode(".jpg", images[index], [cv2.IMWRITE_JPEG_QUALITY, args.jpeg_quality])
@@ -245,6 +247,13 @@ def measure_through_maas(args: argparse.Namespace, truth: np.ndarray, edge: np.n
         "cascade_top1": round(float(np.mean(cascade == truth)), 4),
         "rtt_ms": {f"p{q}": round(float(np.percentile(rtts, q)), 1) for q in (50, 90, 99)} if rtts else None,
     }
+
+
+def best_within_budget(truth: np.ndarray, edge: np.ndarray, edge_scores: np.ndarray, cloud: np.ndarray) -> CurvePoint:
+    """Return the threshold (over every distinct edge score) with the highest cascade top-1 escalating at most the target share."""
+    candidates = sorted(set(float(score) for score in edge_scores) | {0.0})
+    allowed = [point for point in cascade_curve(truth, edge, edge_scores, cloud, candidates) if point.escalated_share <= TARGET_MAX_ESCALATED]
+    return max(allowed, key=lambda point: (point.cascade_top1, -point.escalated_share))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -279,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
     curve = cascade_curve(truth, edge, edge_scores, cloud, list(DEFAULT_THRESHOLDS))
     best = operating_point(truth, edge, edge_scores, cloud)
-    measured = measure_through_maas(args, truth, edge, edge_scores, images, best) if best else None
+    budget_best = best_within_budget(truth, edge, edge_scores, cloud)
+    measured = measure_through_maas(args, truth, edge, edge_scores, images, budget_best)
     result = {
         "command": "python tools/cascade_eval.py " + " ".join(sys.argv[1:]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -289,19 +299,20 @@ def main(argv: list[str] | None = None) -> int:
         "edge_top1": round(float(np.mean(edge == truth)), 4),
         "cloud_top1": round(float(np.mean(cloud == truth)), 4),
         "cloud_top1_without_jpeg": round(float(np.mean(cloud_png == truth)), 4),
-        # The target is trivially met when the edge alone reaches 98% of the cloud; this says whether the cloud adds anything.
+        # The target is trivially met when the edge alone reaches 98% of the cloud, so report whether the cloud adds anything.
         "cloud_gain_over_edge_points": round(100.0 * float(np.mean(cloud == truth) - np.mean(edge == truth)), 2),
         "edge_ms_per_frame": round(edge_ms, 3),
         "cloud_ms_per_frame_batch64": round(cloud_ms, 3),
         "jpeg_quality": args.jpeg_quality,
         "curve": [asdict(point) for point in curve],
         "operating_point": asdict(best) if best else None,
-        "operating_point_through_maas": measured,
+        "best_within_budget": asdict(budget_best),
+        "best_within_budget_through_maas": measured,
         "target": {"relative_top1": TARGET_RELATIVE_TOP1, "max_escalated_share": TARGET_MAX_ESCALATED},
         "target_met": bool(best and best.escalated_share <= TARGET_MAX_ESCALATED),
     }
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({key: result[key] for key in ("edge_top1", "cloud_top1", "operating_point", "target_met")}, indent=2))
+    print(json.dumps({key: result[key] for key in ("edge_top1", "cloud_top1", "operating_point", "best_within_budget", "target_met")}, indent=2))
     return 0
 
 
