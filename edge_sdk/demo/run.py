@@ -99,20 +99,10 @@ def _collect_errors() -> Iterator[_ErrorCollector]:
 
 
 def load_vehicle_sim() -> Any:
-    """Return the `VehicleSim` class, or None when the simulator is not installed."""
-    with contextlib.suppress(ImportError):
-        return importlib.import_module("firmware_bridge.simulator").VehicleSim
-    # NOTE: the simulator lives in tools/vehicle_sim.py, outside the wheel: a
-    # source checkout loads it from there, an installed wheel runs without vehicle state.
-    path = Path(__file__).resolve().parents[2] / "tools" / "vehicle_sim.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("edge_sdk_demo_vehicle_sim", path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.VehicleSim
+    """Return the `VehicleSim` class from firmware_bridge."""
+    from firmware_bridge.simulator import VehicleSim
+
+    return VehicleSim
 
 
 def _fresh_output(out_dir: Path) -> None:
@@ -249,9 +239,6 @@ class DemoRun:
         if not self.options.vehicle:
             return {}
         vehicle_sim = load_vehicle_sim()
-        if vehicle_sim is None:
-            logger.warning("demo: the vehicle simulator is not installed; results carry no vehicle state")
-            return {}
         assert self.files is not None
         speed_kmh = DriveSchedule().speed_mps * 3.6
         sim = vehicle_sim(
@@ -341,7 +328,7 @@ class DemoRun:
             "daemon_counters": counters,
             "escalation": status.get("escalation", {}),
             "spool_depth_at_end": (status.get("spool") or {}).get("depth"),
-            "vehicle_simulator": "running" if vehicle_paths else "not available",
+            "vehicle_simulator": "running" if vehicle_paths else "off",
             "ingest_counts": dict(ingest.counts),
         }
 

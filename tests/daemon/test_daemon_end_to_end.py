@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -105,10 +106,7 @@ def test_daemon_stops_on_request(tmp_path: Path, data_dir: Path, mosquitto, coll
 
 @pytest.fixture
 def vehicle_sim_module():
-    spec = importlib.util.spec_from_file_location("vehicle_sim_for_daemon", REPO_ROOT / "tools" / "vehicle_sim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("firmware_bridge.simulator")
 
 
 def test_daemon_attaches_vehicle_state_and_alerts(tmp_path: Path, data_dir: Path, mosquitto, collector: Collector, vehicle_sim_module) -> None:

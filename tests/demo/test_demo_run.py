@@ -49,7 +49,7 @@ def test_demo_runs_user_source_once(tmp_path):
     data = _check_report(out_dir, report)
     assert data["frames_processed"] <= clip.frame_count
     assert data["duration_s"] < 60.0
-    assert data["extra"]["vehicle_simulator"] == "not available"
+    assert data["extra"]["vehicle_simulator"] == "off"
 
 
 def test_demo_uses_external_broker(tmp_path, mosquitto):

@@ -49,3 +49,4 @@ def test_demo_from_wheel_in_fresh_venv(tmp_path):
     assert report["frames_stored"] > 0
     assert report["escalations_answered"] >= 1
     assert str(venv_dir) in report["edge_model"]
+    assert report["extra"]["vehicle_simulator"] == "running"
