@@ -120,7 +120,7 @@ class MaasWorker:
             status_topic=worker_status_topic(config.prefix, config.worker_id),
             sender_id=config.worker_id,
         )
-        self._client = MqttClient(self.mqtt_config, on_ack=self._on_reply_acked)
+        self._client = MqttClient(self.mqtt_config, on_ack=self._on_broker_ack)
         self._envelopes = EnvelopeBuilder(config.worker_id)
         self._model_ref = ModelRef(model.name, model.version)
         # Gathering requests for a model that runs one image per call only adds waiting.
@@ -139,6 +139,7 @@ class MaasWorker:
         self._counters = _WorkerCounters()
         self._latency = LatencyWindow()
         self._status_stop = threading.Event()
+        self._ready = threading.Event()
         self._status_thread: threading.Thread | None = None
         self._started = False
         self._closed = False
@@ -270,12 +271,23 @@ class MaasWorker:
             else:
                 self._awaiting_ack[spool_id] = message
 
-    def _on_reply_acked(self, delivery: Delivery) -> None:
+    def _on_broker_ack(self, delivery: Delivery) -> None:
         """Acknowledge the request once the broker has stored its reply, so a crash in between redelivers the request."""
+        if delivery.kind == MessageKind.WORKER_STATUS.value:
+            self._ready.set()
         with self._lock:
             message = self._awaiting_ack.pop(delivery.spool_id, None)
         if message is not None:
             message.ack()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the broker has taken the request subscription; return False when `timeout` seconds pass first.
+
+        The client sends SUBSCRIBE on connecting, before any status report,
+        and a broker handles one connection's packets in order, so the first
+        acknowledged status report proves the subscription is in place.
+        """
+        return self._ready.wait(timeout)
 
     # --- status -----------------------------------------------------------------------------------
 

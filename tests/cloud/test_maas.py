@@ -74,7 +74,7 @@ def vehicle(mosquitto):
 def test_maas_answers_request_with_model_result(model_files, mosquitto, vehicle, photos) -> None:
     worker = start_worker(model_files, mosquitto, "w1")
     try:
-        assert vehicle.wait_for_status("w1", is_online) is not None
+        assert worker.wait_ready(15.0)
         correlation_id = vehicle.send_request(photos["parrot"], frame_id=1)
         assert vehicle.wait_for_replies([correlation_id], timeout=20.0)
     finally:
