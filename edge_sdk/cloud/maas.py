@@ -15,7 +15,7 @@ requests again when it restarts under the same worker id.
 
 NOTE: Mosquitto keeps handing a share of new requests to a disconnected
 persistent member of the group until its session expires, and drops them
-then; restart a failed worker promptly (systemd `Restart=always`) or keep
+then. Restart a failed worker promptly (systemd `Restart=always`) or keep
 `session_expiry` short. Brokers such as EMQX can re-dispatch instead.
 """
 
@@ -302,7 +302,7 @@ class MaasWorker:
                 "unanswerable": counters.unanswerable,
                 "model_failures": counters.model_failures,
                 "rejected": dict(counters.rejected),
-                # Received and not yet answered: queued, in the batch being gathered or running.
+                # Received and not yet replied to: queued, in the batch being gathered or running.
                 "outstanding": counters.received - counters.answered - counters.error_replies - counters.unanswerable,
             }
             awaiting = len(self._awaiting_ack)
