@@ -83,11 +83,17 @@ class ResultPublisher:
     def start(self) -> None:
         self._thread.start()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until every queued item has been handled, not only taken off the queue."""
+        deadline = time.monotonic() + timeout
+        while self.items.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.items.unfinished_tasks
+
     def stop(self, timeout: float) -> bool:
         """Publish what is queued within `timeout` seconds, then end objects and summaries; False if time ran out."""
         deadline = time.monotonic() + timeout
-        while self.items.qsize() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.wait_idle(timeout)
         self._stop.set()
         self._thread.join(max(0.1, deadline - time.monotonic()) + 1.0)
         drained = not self._thread.is_alive() and self.items.qsize() == 0
@@ -113,6 +119,9 @@ class ResultPublisher:
             except Exception:  # noqa: BLE001 - the publishing loop must outlive one bad message
                 self.metrics.counters.add("publish_errors")
                 logger.exception("publisher: failed to publish %r", type(item).__name__)
+            finally:
+                if item is not None:
+                    self.items.task_done()
 
     def _handle(self, item: object) -> None:
         if isinstance(item, Processed):

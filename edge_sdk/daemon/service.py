@@ -311,6 +311,9 @@ class Daemon:
         for worker in self._workers:
             if not worker.join(_WORKER_JOIN_S):
                 logger.warning("daemon: inference thread %s did not stop within %.0f s", worker.model_name, _WORKER_JOIN_S)
+        if self._publisher is not None:
+            # Results still queued may escalate their frames, so handle them before waiting for replies.
+            self._publisher.wait_idle(self.config.shutdown_timeout_s)
         if self._escalator is not None:
             # Replies to frames already sent are still worth publishing, so wait for them within the shutdown budget.
             longest = max(m.escalation.timeout_s for m in self.config.models.values() if m.escalation.enabled)
