@@ -264,11 +264,7 @@ class McuSim(_Worker):
         except McuFrameError:
             self.frame_errors += 1
             return
-        if frame.ack_requested:
-            if self.drop_acks > 0:
-                self.drop_acks -= 1
-                return
-            self._send(Ack(frame.message_type, frame.seq, self.ack_status), seq=0)
+        # Record before acknowledging, so a sender that returns on the ACK always finds the alert recorded.
         if isinstance(message, DriverAlert):
             if not self.alerts or self.alerts[-1] != message or frame.message_type != MessageType.DRIVER_ALERT:
                 self.alerts.append(message)
@@ -276,6 +272,12 @@ class McuSim(_Worker):
         elif isinstance(message, Heartbeat):
             self.heartbeats_received += 1
             self.heartbeat_received.set()
+
+        if frame.ack_requested:
+            if self.drop_acks > 0:
+                self.drop_acks -= 1
+                return
+            self._send(Ack(frame.message_type, frame.seq, self.ack_status), seq=0)
 
 
 class VehicleSim:
