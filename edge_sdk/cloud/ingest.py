@@ -178,9 +178,8 @@ class IngestSubscriber:
             filters = [shared_filter(self.config.group, topic_filter) for topic_filter in filters]
         return filters
 
-
     def start(self, connect_timeout: float | None = None) -> None:
-        """Connect and subscribe; with `connect_timeout`, wait that long for the connection (it keeps retrying after)."""
+        """Connect and subscribe; with `connect_timeout`, wait that long for the broker to acknowledge the subscriptions (it keeps retrying after)."""
         if self._client is not None:
             return
         if self.mqtt_config is None:
@@ -195,8 +194,8 @@ class IngestSubscriber:
         for topic_filter in self.topic_filters():
             self._client.subscribe(topic_filter, self._on_message, qos=self.config.qos)
         self._client.start()
-        if connect_timeout is not None and not self._client.wait_connected(connect_timeout):
-            logger.warning("ingest %s is not connected to %s after %.1f s; it keeps retrying", self.config.client_id, client_config.address, connect_timeout)
+        if connect_timeout is not None and not self._client.wait_ready(connect_timeout):
+            logger.warning("ingest %s is not subscribed on %s after %.1f s; it keeps retrying", self.config.client_id, client_config.address, connect_timeout)
         logger.info("ingest %s subscribed to %s", self.config.client_id, ", ".join(self.topic_filters()))
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -209,6 +208,10 @@ class IngestSubscriber:
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the broker has acknowledged every subscription; a first-ever subscriber misses what was published before."""
+        return self._client is not None and self._client.wait_ready(timeout)
 
     def __enter__(self) -> IngestSubscriber:
         self.start()
