@@ -33,7 +33,7 @@ from edge_sdk.convert.inputs import evaluation_inputs, float_input_spec, predict
 from edge_sdk.convert.packaging import write_package_for
 from edge_sdk.convert.quantize import MODES, TARGET_DEFAULT_MODE, convert_candidate
 from edge_sdk.convert.report import CandidateResult, ConversionReport
-from edge_sdk.convert.source import SourceModel, load_source_model
+from edge_sdk.convert.source import SourceModel, check_source_path, load_source_model, require_tensorflow
 from edge_sdk.package.manifest import TARGETS, TASKS
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ def convert(options: ConvertOptions) -> ConversionReport:
             f"task {options.task} is not supported by `edge-sdk convert` yet: it checks and gates classifiers only; "
             "convert detection or segmentation models with the TFLite converter and load the bare .tflite"
         )
+    require_tensorflow()
+    if isinstance(options.model, (str, Path)):
+        check_source_path(Path(options.model))
     modes = candidate_modes(options.target, options.quantize, options.calibration is not None)
     if "int8" in modes and options.calibration is None:
         raise ConvertError(f"--quantize int8 for {options.target} needs --calibration: a folder of real frames, a video or a .npy array")

@@ -12,6 +12,7 @@ are supported. Outputs are compared in the order the source lists them.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.convert.errors import SourceModelError, SourceModelNotFoundError
+from edge_sdk.convert.errors import ConvertError, SourceModelError, SourceModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,21 @@ class SourceModel:
         self.close()
 
 
+def require_tensorflow() -> None:
+    """Raise ConvertError before any work starts when TensorFlow is not installed."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ConvertError(
+            "edge-sdk convert needs TensorFlow, which is not installed in this environment: "
+            "pip install 'edge-sdk[convert]' on the machine that converts models (the vehicle does not need it)"
+        )
+
+
+def check_source_path(path: Path) -> None:
+    """Raise SourceModelNotFoundError when the source model path does not exist."""
+    if not path.exists():
+        raise SourceModelNotFoundError(f"model {path} not found: pass a .keras or .h5 file or a SavedModel directory")
+
+
 def load_source_model(source: str | Path | Any) -> SourceModel:
     """Load a `.keras`/`.h5` file, a SavedModel directory, or take a Keras model object as it is."""
     if not isinstance(source, (str, Path)):
@@ -73,8 +89,7 @@ def load_source_model(source: str | Path | Any) -> SourceModel:
         raise SourceModelError(f"source {type(source).__name__} is not a path or a Keras model: pass a .keras, .h5 or SavedModel path")
 
     path = Path(source)
-    if not path.exists():
-        raise SourceModelNotFoundError(f"model {path} not found: pass a .keras or .h5 file or a SavedModel directory")
+    check_source_path(path)
     if path.is_dir():
         if not (path / SAVED_MODEL_FILE).is_file():
             raise SourceModelError(f"model {path} is a directory without {SAVED_MODEL_FILE}: pass a SavedModel directory or a .keras/.h5 file")

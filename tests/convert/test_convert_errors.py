@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,16 @@ def test_directory_without_saved_model_rejected(tmp_path):
     assert "saved_model.pb" in str(caught.value)
 
 
+def _placeholder_model(tmp_path):
+    """A file that exists, for checks that run before the model is read."""
+    path = tmp_path / "m.keras"
+    path.write_text("placeholder\n")
+    return path
+
+
 def test_coral_rejects_float_modes(tmp_path):
     with pytest.raises(ConvertError) as caught:
-        convert(ConvertOptions(model=tmp_path / "m.keras", output=tmp_path / "pkg", target="coral", quantize="fp16"))
+        convert(ConvertOptions(model=_placeholder_model(tmp_path), output=tmp_path / "pkg", target="coral", quantize="fp16"))
     assert "only full int8" in str(caught.value)
 
 
@@ -73,8 +81,24 @@ def test_detection_task_rejected(tmp_path):
 
 def test_int8_without_calibration_rejected(tmp_path):
     with pytest.raises(ConvertError) as caught:
-        convert(ConvertOptions(model=tmp_path / "m.keras", output=tmp_path / "pkg", target="cpu", quantize="int8"))
+        convert(ConvertOptions(model=_placeholder_model(tmp_path), output=tmp_path / "pkg", target="cpu", quantize="int8"))
     assert "--calibration" in str(caught.value)
+
+
+def test_missing_model_reported_before_calibration(tmp_path):
+    missing = tmp_path / "nowhere.keras"
+    with pytest.raises(SourceModelNotFoundError) as caught:
+        convert(ConvertOptions(model=missing, output=tmp_path / "pkg", target="coral"))
+    assert str(missing) in str(caught.value)
+
+
+def test_convert_without_tensorflow_says_install_extra(tmp_path, monkeypatch):
+    # A None entry in sys.modules makes importlib report the module as not installed.
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(ConvertError) as caught:
+        convert(ConvertOptions(model=_placeholder_model(tmp_path), output=tmp_path / "pkg", quantize="fp32"))
+    assert "pip install 'edge-sdk[convert]'" in str(caught.value)
+    assert not (tmp_path / "pkg").exists()
 
 
 def _sin_model():
