@@ -120,6 +120,8 @@ class MqttConfig:
             raise MqttConfigError(f"port {self.port!r} is invalid: use an integer from 1 to 65535")
         if self.transport not in TRANSPORTS:
             raise MqttConfigError(f"transport {self.transport!r} is invalid: use one of {', '.join(TRANSPORTS)}")
+        if isinstance(self.protocol, (int, float)) and not isinstance(self.protocol, bool):
+            raise MqttConfigError(f"protocol {self.protocol!r} is invalid: write \"5\" or \"3.1.1\" (a string, in quotes)")
         if self.protocol not in PROTOCOLS:
             raise MqttConfigError(f"protocol {self.protocol!r} is invalid: use \"5\" or \"3.1.1\"")
 
@@ -226,6 +228,9 @@ def _fields_from_url(raw_url: str) -> dict[str, Any]:
         port = parts.port
     except ValueError as exc:
         raise MqttConfigError(f"broker URL {url!r} is invalid ({exc}): use mqtt://host:1883 or mqtts://host:8883") from exc
+    # urlsplit reads "broker:1883" as scheme "broker", so a URL without "://" has no scheme at all.
+    if not parts.scheme or "://" not in raw_url:
+        raise MqttConfigError(f"broker URL {url!r} has no scheme: write mqtt://HOST:PORT (or mqtts:// for TLS)")
     if parts.scheme not in _URL_SCHEMES:
         raise MqttConfigError(f"broker URL {url!r} has scheme {parts.scheme!r}: use one of {', '.join(_URL_SCHEMES)}")
     if not parts.hostname:

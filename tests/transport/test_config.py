@@ -103,3 +103,20 @@ def test_config_qos_per_kind_merges_defaults() -> None:
     assert config.qos_for(MessageKind.EVENTS) == 2
     assert config.qos_for(MessageKind.RESULTS) == 1
     assert config.qos_for(None) == 1
+
+
+@pytest.mark.parametrize("url", ["broker", "127.0.0.1:1883", "broker:1883"])
+def test_config_from_url_without_scheme(url: str) -> None:
+    with pytest.raises(MqttConfigError) as info:
+        MqttConfig.from_url(url)
+    message = str(info.value)
+    assert repr(url) in message
+    assert "has no scheme: write mqtt://HOST:PORT" in message
+
+
+def test_config_numeric_protocol_asks_for_string() -> None:
+    with pytest.raises(MqttConfigError) as info:
+        MqttConfig.from_dict({"host": "broker", "protocol": 5})
+    message = str(info.value)
+    assert "protocol 5 is invalid" in message
+    assert 'write "5" or "3.1.1" (a string' in message
