@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_sdk.daemon.config import DaemonConfig
 
 logger = logging.getLogger(__name__)
 
@@ -17,20 +22,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Read camera sources, run the model on each frame and publish results, events and status over MQTT.",
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="vehicle config file (.toml, .yaml or .yml); keys are listed in docs/daemon.md")
-    parser.add_argument("--check", action="store_true", help="check the config file and exit without starting")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the config file and the files it names (models, labels, videos, spool folder, TLS and DBC files), then exit; connects to nothing",
+    )
     parser.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     from edge_sdk.daemon.config import load_config
-    from edge_sdk.daemon.service import Daemon, build_vehicle_links
+    from edge_sdk.daemon.service import Daemon
 
     config = load_config(args.config)
     if args.check:
-        if config.vehicle is not None:
-            build_vehicle_links(config)
-        print(f"{args.config}: valid ({len(config.sources)} sources, {len(config.models)} models, vehicle {config.vehicle_id})")
-        return 0
+        return check_command(args.config, config)
 
     daemon = Daemon(config)
 
@@ -44,3 +50,24 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def check_command(config_path: str, config: DaemonConfig) -> int:
+    """Check the files a loaded config names; print every problem and return the exit code."""
+    from edge_sdk.daemon.check import check_files
+    from edge_sdk.daemon.errors import DaemonError
+    from edge_sdk.daemon.service import build_vehicle_links
+
+    errors: list[str] = [str(error) for error in check_files(config)]
+    if config.vehicle is not None and not any(error.startswith("vehicle.") for error in errors):
+        try:
+            build_vehicle_links(config)
+        except DaemonError as exc:
+            errors.append(str(exc))
+    if errors:
+        for error in errors:
+            print(f"edge-sdk run: error: {config_path}: {error}", file=sys.stderr)
+        print(f"edge-sdk run: {config_path}: {len(errors)} problems found", file=sys.stderr)
+        return 1
+    print(f"{config_path}: valid ({len(config.sources)} sources, {len(config.models)} models, vehicle {config.vehicle_id})")
+    return 0

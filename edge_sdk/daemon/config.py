@@ -4,6 +4,7 @@
 (PyYAML's safe loader) into `DaemonConfig`. Every key is checked; an error
 names the dotted key and the value. Relative paths in the file (models,
 videos, spool, TLS files) are resolved against the folder of the config file.
+`edge_sdk.daemon.check.check_files` checks that those files exist.
 `docs/daemon.md` lists every key; `describe_keys()` yields the same list.
 """
 
@@ -66,6 +67,22 @@ class MqttSection:
     connect_timeout_s: float = setting(5.0, "Time allowed for one connection attempt.", unit="s", minimum=0.1)
     tls: TlsSection = setting(description="TLS files.", factory=TlsSection)
     qos: QosSection = setting(description="QoS per message kind.", factory=QosSection)
+
+    def validate(self, path: str) -> None:
+        key = f"{path}.host"
+        if "://" in self.host:
+            raise DaemonConfigError(
+                f"{key} = {self.host!r} is invalid: give a plain host name or address without a scheme, "
+                f"and set the port with {path}.port and TLS with [{path}.tls]",
+                key=key,
+                value=self.host,
+            )
+        if _has_port(self.host):
+            raise DaemonConfigError(
+                f"{key} = {self.host!r} is invalid: give a plain host name or address without a port, and set the port with {path}.port",
+                key=key,
+                value=self.host,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +266,14 @@ class DaemonConfig:
     def resolve(self, value: str) -> Path:
         """Resolve a path from the config file against the config file's folder."""
         return resolve_path(self.directory, value)
+
+
+def _has_port(host: str) -> bool:
+    """Tell whether a host is written as `name:port` or `[address]:port`; a bare IPv6 address has several colons."""
+    if host.startswith("["):
+        return "]:" in host
+    name, colon, port = host.rpartition(":")
+    return bool(colon) and ":" not in name and (port.isdigit() or not port)
 
 
 def resolve_path(base_dir: Path, value: str) -> Path:

@@ -140,6 +140,25 @@ def _check_bounds(meta: Any, value: Any, path: str) -> None:
             raise _fail(path, value, f"must be at most {high}")
 
 
+def _closest_key(key: str, known: list[str]) -> str | None:
+    """Return the known key that differs from `key` only in case, else the most similar one, else None."""
+    for name in known:
+        if name.lower() == key.lower():
+            return name
+    close = difflib.get_close_matches(key.lower(), known, n=1)
+    return close[0] if close else None
+
+
+def _check_quoted(hint: Any, meta: Any, value: Any, path: str) -> None:
+    """Reject a number given for a string key with choices, such as protocol = 5, and list the strings to write."""
+    _, inner = _is_optional(hint)
+    choices = meta.get("choices") or ()
+    if inner is not str or isinstance(value, bool) or not isinstance(value, (int, float)) or not choices:
+        return
+    written = " or ".join(f'"{choice}"' for choice in choices)
+    raise _fail(path, value, f"expected a string: write {written} (a string, in quotes)")
+
+
 def build(cls: type, data: dict[str, Any], path: str = "") -> Any:
     """Build dataclass `cls` from `data`, checking every key; `path` prefixes the key names in errors."""
     hints = typing.get_type_hints(cls)
@@ -148,8 +167,8 @@ def build(cls: type, data: dict[str, Any], path: str = "") -> Any:
 
     for key in data:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            suggestion = f": did you mean {close[0]!r}?" if close else f": valid keys are {', '.join(fields)}"
+            close = _closest_key(str(key), list(fields))
+            suggestion = f": did you mean {close!r}?" if close else f": valid keys are {', '.join(fields)}"
             raise DaemonConfigError(f"{prefix}{key} is not a known key{suggestion}", key=f"{prefix}{key}", value=data[key])
 
     kwargs: dict[str, Any] = {}
@@ -159,6 +178,7 @@ def build(cls: type, data: dict[str, Any], path: str = "") -> Any:
             if spec.default is MISSING and spec.default_factory is MISSING:
                 raise DaemonConfigError(f"{key_path} is missing: {spec.metadata.get('description', 'this key is required')}", key=key_path, value=None)
             continue
+        _check_quoted(hints[name], spec.metadata, data[name], key_path)
         value = _convert(hints[name], data[name], key_path)
         _check_bounds(spec.metadata, value, key_path)
         kwargs[name] = value

@@ -157,6 +157,47 @@ def test_config_unknown_key_suggests_nearest() -> None:
         parse_config(with_changes("sources[0].fps_limt", 5))
 
 
+def test_config_unknown_key_matches_case_first() -> None:
+    with pytest.raises(DaemonConfigError, match=r"vehicle_ID is not a known key: did you mean 'vehicle_id'\?"):
+        parse_config({**MINIMAL, "vehicle_ID": "car-2"})
+    with pytest.raises(DaemonConfigError, match=r"mqtt\.Host is not a known key: did you mean 'host'\?"):
+        parse_config(with_changes("mqtt.Host", "broker"))
+
+
+BAD_HOSTS = [
+    ("mqtt://127.0.0.1:1883", "without a scheme"),
+    ("mqtts://broker.example.net", "without a scheme"),
+    ("127.0.0.1:1883", "without a port"),
+    ("broker:8883", "without a port"),
+    ("[::1]:1883", "without a port"),
+]
+
+
+@pytest.mark.parametrize(("host", "rule"), BAD_HOSTS)
+def test_config_host_with_scheme_or_port_rejected(host: str, rule: str) -> None:
+    with pytest.raises(DaemonConfigError) as excinfo:
+        parse_config(with_changes("mqtt.host", host))
+    message = str(excinfo.value)
+    assert excinfo.value.key == "mqtt.host"
+    assert repr(host) in message
+    assert rule in message
+    assert "set the port with mqtt.port" in message
+
+
+@pytest.mark.parametrize("host", ["broker.example.net", "10.0.0.5", "::1", "fe80::1"])
+def test_config_plain_host_accepted(host: str) -> None:
+    assert parse_config(with_changes("mqtt.host", host)).mqtt.host == host
+
+
+def test_config_numeric_protocol_asks_for_string() -> None:
+    with pytest.raises(DaemonConfigError) as excinfo:
+        parse_config(with_changes("mqtt.protocol", 5))
+    message = str(excinfo.value)
+    assert excinfo.value.key == "mqtt.protocol"
+    assert "mqtt.protocol = 5 is invalid" in message
+    assert 'write "5" or "3.1.1" (a string' in message
+
+
 def test_config_missing_required_key() -> None:
     data = with_changes("sources[0].id", "front")
     del data["sources"][0]["path"]
@@ -216,9 +257,11 @@ def test_docs_list_every_config_key() -> None:
     assert not missing, f"docs/daemon.md does not list {missing}: regenerate the table with python -m edge_sdk.daemon.reference"
 
 
-def test_cli_check_accepts_valid_config(tmp_path: Path) -> None:
+def test_cli_check_accepts_valid_config(tmp_path: Path, data_dir: Path) -> None:
     config = tmp_path / "vehicle.yaml"
-    config.write_text(YAML)
+    detection = data_dir / "detection"
+    real_paths = YAML.replace("path: detect.tflite", f"path: {detection / 'detect.tflite'}").replace("labels: labels.txt", f"labels: {detection / 'COCO_labels.txt'}")
+    config.write_text(real_paths.replace("path: clip.mp4", f"path: {data_dir / 'video' / 'solidWhiteRight.mp4'}"))
     completed = subprocess.run(
         [sys.executable, "-m", "edge_sdk", "run", "--config", str(config), "--check"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
     )
