@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--vehicle-id", default="demo-car", help="vehicle id in topics and records (default %(default)s)")
     parser.add_argument("--prefix", default="demo", help="topic prefix (default %(default)s)")
     parser.add_argument("--escalate-below", type=float, metavar="SCORE", default=0.8, help="escalate frames whose top score is below this, 0 to 1 (default %(default)s)")
-    parser.add_argument("--no-live", action="store_true", help="do not draw the live view; log a line every few seconds instead")
+    parser.add_argument("--no-live", action="store_true", help="do not draw the live view; print a line of figures to stderr every 5 seconds instead")
     parser.add_argument("--no-vehicle", action="store_true", help="run without the vehicle simulator")
     parser.add_argument("--prepare-only", action="store_true", help="write the clip, vehicle logs and vehicle.yaml into --out and exit")
     parser.set_defaults(func=demo_command)
@@ -43,6 +44,10 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--duration {args.duration} is invalid: give a positive number of seconds")
     if not 0.0 <= args.escalate_below <= 1.0:
         raise ConfigError(f"--escalate-below {args.escalate_below} is invalid: give a score from 0 to 1")
+
+
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -67,6 +72,7 @@ def demo_command(args: argparse.Namespace) -> int:
         escalate_below=args.escalate_below,
         live=not args.no_live,
         vehicle=not args.no_vehicle,
+        progress=_print_progress,
     )
     if args.prepare_only:
         files = prepare_files(options)

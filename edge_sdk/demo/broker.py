@@ -33,6 +33,7 @@ from edge_sdk.errors import EdgeSdkError
 logger = logging.getLogger(__name__)
 
 DEMO_USERNAME = "edge-sdk-demo"
+BROKER_THREAD_NAME = "demo-broker"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 
@@ -84,7 +85,7 @@ class EmbeddedBroker:
             raise BrokerError("amqtt is not installed: install the demo extra (pip install 'edge-sdk[demo]') or pass --broker URL") from exc
 
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="demo-broker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=BROKER_THREAD_NAME, daemon=True)
         self._thread.start()
         if not self._started.wait(START_TIMEOUT_S):
             raise BrokerError(f"the embedded broker did not start on {self.url} within {START_TIMEOUT_S:.0f} s: pass --broker URL to use another broker")

@@ -48,7 +48,8 @@ class DemoMonitor:
         self._lock = threading.Lock()
         self._frame_times: collections.deque[float] = collections.deque()
         self._frames = 0
-        self._cloud_results = 0
+        self._first_frame_mono: float | None = None
+        self._last_frame_mono: float | None = None
         self._last_label = ""
         self._vehicle: dict[str, Any] = {}
         self._status: dict[str, Any] = {}
@@ -78,10 +79,12 @@ class DemoMonitor:
         now = time.monotonic()
         with self._lock:
             if body.get("source") == "cloud":
-                self._cloud_results += 1
                 return
             self._frames += 1
             self._frame_times.append(now)
+            if self._first_frame_mono is None:
+                self._first_frame_mono = now
+            self._last_frame_mono = now
             result = body.get("result")
             if isinstance(result, Mapping):
                 self._last_label = _top_label(result)
@@ -105,7 +108,14 @@ class DemoMonitor:
         with self._lock:
             return json.loads(json.dumps(self._status))
 
+    def _average_fps(self) -> float:
+        if self._first_frame_mono is None or self._last_frame_mono is None or self._frames < 2:
+            return 0.0
+        span = self._last_frame_mono - self._first_frame_mono
+        return (self._frames - 1) / span if span > 0 else 0.0
+
     def snapshot(self) -> DemoSnapshot:
+        """Return the live figures. Escalation counts are the vehicle's, from its latest status record."""
         now = time.monotonic()
         with self._lock:
             while self._frame_times and now - self._frame_times[0] > FPS_WINDOW_S:
@@ -121,11 +131,12 @@ class DemoMonitor:
                 duration_s=self.duration_s,
                 frames=self._frames,
                 fps=len(self._frame_times) / window,
+                fps_average=self._average_fps(),
                 latency_p50_ms=ack.get("p50"),
                 latency_p95_ms=ack.get("p95"),
                 inference_ms=inference.get("p50"),
                 escalations_sent=int(escalation.get("sent", 0)),
-                escalations_answered=self._cloud_results,
+                escalations_answered=int(escalation.get("answered", 0)),
                 escalations_timed_out=int(escalation.get("timed_out", 0)),
                 spool_depth=spool.get("depth"),
                 stored=self._stored_count(),

@@ -1,7 +1,9 @@
-"""The demo's end report, built from what the ingest subscriber stored in SQLite.
+"""The demo's end report, built from what the ingest subscriber stored in SQLite and the vehicle's own counters.
 
-Everything the report counts went the whole way: captured, inferred,
-published, acknowledged by the broker and stored by the subscriber. The report
+Frame results, labels and latencies count what went the whole way: captured,
+inferred, published, acknowledged by the broker and stored by the subscriber.
+Escalation figures come from the daemon's escalation counters, because only
+the vehicle can tell whether a cloud reply arrived before its timeout. The report
 is written as `report.json` (machine-readable, used by the tests) and
 `report.html` (summary, three SVG charts and the commands that run each part
 on its own).
@@ -50,7 +52,12 @@ class ResultSeries:
 
 @dataclass(frozen=True, slots=True)
 class DemoReport:
-    """Outcome of a demo run. `passed` is the check that the demo tests and the exit status rely on."""
+    """Outcome of a demo run. `passed` is the check that the demo tests and the exit status rely on.
+
+    `escalations_sent`, `escalations_answered` and `escalations_timed_out` are
+    the vehicle's counters: requests published, replies received in time, and
+    requests that got no reply in time. `answer_errors` counts error replies.
+    """
 
     started_at: float
     duration_s: float
@@ -65,6 +72,7 @@ class DemoReport:
     escalations_sent: int
     escalations_answered: int
     answer_errors: int
+    escalations_timed_out: int
     dead_letters: int
     labels: dict[str, int]
     latency_ms: dict[str, float | None]
@@ -113,7 +121,12 @@ def _capture_time(body: Mapping[str, Any], default: float) -> float:
 
 
 def count_escalations(storage: Storage, vehicle_id: str) -> tuple[int, int, int]:
-    """Return (requests sent, requests with a successful reply, error replies) from stored messages."""
+    """Return (requests stored, stored requests with a stored successful reply, stored error replies).
+
+    These are the cloud side's view. A reply stored here may still have
+    reached the vehicle after its timeout, so the pass rule uses the vehicle's
+    counters instead (`vehicle_escalations`).
+    """
     sent = {m.details.get("correlation_id") for m in storage.query(MessageQuery(vehicle_id=vehicle_id, kind=KIND_ESCALATION))}
     answered: set[Any] = set()
     errors = 0
@@ -126,22 +139,30 @@ def count_escalations(storage: Storage, vehicle_id: str) -> tuple[int, int, int]
     return len(sent), len(sent & answered), errors
 
 
+def vehicle_escalations(stats: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Return (sent, answered, error replies, timed out) from the daemon's escalation stats (`Escalator.stats()`)."""
+    return tuple(int(stats.get(key, 0) or 0) for key in ("sent", "answered", "errors", "timed_out"))  # type: ignore[return-value]
+
+
 def build_report(
     storage: Storage,
     vehicle_id: str,
     *,
     started_at: float,
     frames_processed: int,
+    escalation_stats: Mapping[str, Any],
     context: Mapping[str, str],
     errors: Sequence[str] = (),
     commands: Sequence[PartCommand] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> tuple[DemoReport, ResultSeries]:
-    """Summarize a run from storage; `context` names the broker, source, models and database."""
+    """Summarize a run from storage and the vehicle's escalation stats; `context` names the broker, source, models and database."""
     series = read_series(storage, vehicle_id)
     summaries = summarize(storage, vehicle_id=vehicle_id)
     summary = summaries[0] if summaries else None
-    sent, answered, answer_errors = count_escalations(storage, vehicle_id)
+    sent, answered, vehicle_errors, timed_out = vehicle_escalations(escalation_stats)
+    stored_sent, stored_answered, stored_errors = count_escalations(storage, vehicle_id)
+    extra = {**(extra or {}), "escalations_stored": {"requests": stored_sent, "answered": stored_answered, "error_replies": stored_errors}}
     report = DemoReport(
         started_at=started_at,
         duration_s=round(time.time() - started_at, 2),
@@ -155,7 +176,8 @@ def build_report(
         results_stored=storage.count(KIND_RESULT, vehicle_id),
         escalations_sent=sent,
         escalations_answered=answered,
-        answer_errors=answer_errors,
+        answer_errors=max(vehicle_errors, stored_errors),
+        escalations_timed_out=timed_out,
         dead_letters=len(storage.dead_letters()),
         labels=dict(Counter(series.labels).most_common()),
         latency_ms=percentiles(series.latency_ms),
@@ -163,7 +185,7 @@ def build_report(
         cloud_rtt_ms=dict(summary.cloud_rtt_ms) if summary else {},
         errors=tuple(errors),
         commands=tuple(commands),
-        extra=dict(extra or {}),
+        extra=extra,
     )
     return report, series
 
@@ -215,9 +237,12 @@ def render_html(report: DemoReport, series: ResultSeries) -> str:
         _row("cloud model", report.cloud_model),
         _row("telemetry database", report.database),
         _row("frames processed", report.frames_processed),
-        _row("frame results stored in SQLite", report.frames_stored),
+        _row("frame results stored in SQLite (of frames processed)", f"{report.frames_stored} of {report.frames_processed}"),
         _row("results stored in SQLite (frames, cloud answers, summaries)", report.results_stored),
-        _row("escalations sent / answered / error answers", f"{report.escalations_sent} / {report.escalations_answered} / {report.answer_errors}"),
+        _row(
+            "escalations on the vehicle: sent / answered / error answers / timed out",
+            f"{report.escalations_sent} / {report.escalations_answered} / {report.answer_errors} / {report.escalations_timed_out}",
+        ),
         _row("dead letters", report.dead_letters),
         _row("capture-to-storage latency (ms)", _format_percentiles(report.latency_ms)),
         _row("edge inference (ms)", _format_percentiles(report.inference_ms)),

@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import logging
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.demo.broker import DEMO_USERNAME, EmbeddedBroker
+from edge_sdk.demo.broker import BROKER_THREAD_NAME, DEMO_USERNAME, EmbeddedBroker
 from edge_sdk.demo.config import PartFiles, daemon_config_data, part_commands, write_vehicle_yaml
 from edge_sdk.demo.render import DriveSchedule, render_clip
 from edge_sdk.demo.report import DemoReport, build_report, write_report
@@ -45,6 +46,7 @@ EDGE_PACKAGE = ASSETS / "edge"
 CLOUD_PACKAGE = ASSETS / "cloud"
 CLIP_SECONDS = 24.0
 CONNECT_TIMEOUT_S = 15.0
+BROKER_PROBE_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 20.0
 DAEMON_JOIN_S = 30.0
 
@@ -70,17 +72,24 @@ class DemoOptions:
     escalate_below: float = 0.8
     live: bool = True
     vehicle: bool = True
+    progress: Callable[[str], None] | None = None
 
 
 class _ErrorCollector(logging.Handler):
-    """Keeps every ERROR record of edge-sdk and firmware_bridge during the run, for the report's error list."""
+    """Keeps every ERROR record of edge-sdk, firmware_bridge and the embedded broker during the run, for the report's error list."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.name}: {record.getMessage()}")
+        # asyncio logs for every event loop in the process, but only the broker's loop belongs to the demo.
+        if record.name.startswith("asyncio") and record.threadName != BROKER_THREAD_NAME:
+            return
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        self.messages.append(f"{record.name}: {message}")
 
 
 @contextlib.contextmanager
@@ -88,7 +97,7 @@ def _collect_errors() -> Iterator[_ErrorCollector]:
     # The demo is an application, so it may watch the library's loggers; the
     # handler is removed again when the run ends.
     collector = _ErrorCollector()
-    watched = [logging.getLogger("edge_sdk"), logging.getLogger("firmware_bridge")]
+    watched = [logging.getLogger(name) for name in ("edge_sdk", "firmware_bridge", "amqtt", "asyncio")]
     for watched_logger in watched:
         watched_logger.addHandler(collector)
     try:
@@ -139,6 +148,49 @@ def prepare_files(options: DemoOptions) -> PartFiles:
     return files
 
 
+def check_models(options: DemoOptions) -> None:
+    """Load the edge and cloud models once, so a wrong file fails with its path before anything is written or started."""
+    from edge_sdk.cloud.inference import load_cloud_model
+    from edge_sdk.runtime import Model
+
+    edge_model = (options.model or EDGE_PACKAGE).resolve()
+    cloud_model = (options.cloud_model or CLOUD_PACKAGE).resolve()
+    label_offset = options.label_offset if options.labels is not None else None
+    try:
+        Model.load(edge_model, labels=options.labels, label_offset=label_offset).close()
+    except Exception as exc:  # any load failure means the same to the user: this file cannot be the edge model
+        raise DemoError(f"edge model {edge_model} failed to load: {exc}. Pass a model package, package archive or .tflite file with --model") from exc
+    try:
+        load_cloud_model(cloud_model).close()
+    except Exception as exc:  # same for the cloud model
+        raise DemoError(
+            f"cloud model {cloud_model} failed to load: {exc}. Pass a TFLite package, .keras file or SavedModel folder with --cloud-model"
+        ) from exc
+
+
+def check_broker_reachable(url: str, timeout_s: float = BROKER_PROBE_TIMEOUT_S) -> None:
+    """Open and close one TCP connection to the broker of `url`, and raise DemoError naming the URL when that fails.
+
+    NOTE: this checks only that something accepts TCP connections on the
+    port. A wrong protocol, TLS setting or credentials still fail later, when
+    the parts connect.
+    """
+    from edge_sdk.transport.config import MqttConfig
+
+    try:
+        config = MqttConfig.from_url(url)
+    except EdgeSdkError as exc:
+        raise DemoError(f"--broker {url!r} is invalid: {exc}") from exc
+    try:
+        with socket.create_connection((config.host, config.port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise DemoError(
+            f"the broker {url} cannot be reached ({exc}): start the broker (for example `mosquitto -p {config.port}`), "
+            "fix the host and port in --broker, or leave --broker out to use the embedded broker"
+        ) from exc
+
+
 def _mqtt_base(options: DemoOptions, broker: EmbeddedBroker | None) -> Any:
     from edge_sdk.transport.config import MqttConfig
 
@@ -178,6 +230,15 @@ class DemoRun:
 
     def run(self) -> DemoReport:
         started_at = time.time()
+        if self.options.broker_url is not None:
+            check_broker_reachable(self.options.broker_url)
+        if self.options.model is not None and self.options.cloud_model is None:
+            logger.warning(
+                "demo: --model is given without --cloud-model, so the built-in traffic-sign cloud model answers the escalations "
+                "of %s; its answers mean nothing for that model. Pass --cloud-model with a cloud model for the same labels",
+                self.options.model,
+            )
+        check_models(self.options)
         self.files = prepare_files(self.options)
         with _collect_errors() as collector, contextlib.ExitStack() as stack:
             broker = None
@@ -199,6 +260,7 @@ class DemoRun:
                 self.options.vehicle_id,
                 started_at=started_at,
                 frames_processed=frames,
+                escalation_stats=self._escalation_stats(),
                 context=self._context(broker),
                 errors=errors,
                 commands=part_commands(self.files, self.options.prefix),
@@ -285,10 +347,9 @@ class DemoRun:
         )
         monitor.start(self.options.duration_s, CONNECT_TIMEOUT_S)
         stack.callback(monitor.stop)
-        if self.options.live:
-            view = LiveView(monitor.snapshot)
-            view.start()
-            stack.callback(view.stop)
+        view = LiveView(monitor.snapshot, draw=self.options.live, line_sink=self.options.progress)
+        view.start()
+        stack.callback(view.stop)
         return monitor
 
     # -- run and stop ---------------------------------------------------
@@ -310,6 +371,10 @@ class DemoRun:
         if not ingest.wait_for(stored, DRAIN_TIMEOUT_S):
             logger.warning("demo: %d results published but %d stored after %.0f s", expected, ingest.counts.get("stored.result", 0), DRAIN_TIMEOUT_S)
         return int(counters.get("frames_inferred", 0))
+
+    def _escalation_stats(self) -> dict[str, Any]:
+        escalator = self.daemon.escalator if self.daemon is not None else None
+        return escalator.stats() if escalator is not None else {}
 
     def _context(self, broker: EmbeddedBroker | None) -> dict[str, str]:
         assert self.files is not None
@@ -338,4 +403,15 @@ def run_demo(options: DemoOptions) -> DemoReport:
     return DemoRun(options).run()
 
 
-__all__ = ["DemoError", "DemoOptions", "DemoRun", "PartFiles", "VehicleLogs", "load_vehicle_sim", "prepare_files", "run_demo"]
+__all__ = [
+    "DemoError",
+    "DemoOptions",
+    "DemoRun",
+    "PartFiles",
+    "VehicleLogs",
+    "check_broker_reachable",
+    "check_models",
+    "load_vehicle_sim",
+    "prepare_files",
+    "run_demo",
+]

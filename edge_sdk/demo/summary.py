@@ -26,8 +26,12 @@ def print_summary(report: DemoReport, out_dir: Path, console: Any = None) -> Non
     rows = [
         ("result", verdict),
         ("frames processed", str(report.frames_processed)),
-        ("frame results stored in SQLite", f"{report.frames_stored} of {report.results_stored} results ({report.database})"),
-        ("escalations sent / answered", f"{report.escalations_sent} / {report.escalations_answered}"),
+        ("frame results stored in SQLite", f"{report.frames_stored} of {report.frames_processed} frames processed ({report.database})"),
+        ("all results stored (frames, cloud answers, summaries)", str(report.results_stored)),
+        (
+            "escalations on the vehicle",
+            f"{report.escalations_sent} sent, {report.escalations_answered} answered, {report.escalations_timed_out} timed out, {report.answer_errors} error answers",
+        ),
         ("capture-to-storage latency", _percentiles(report.latency_ms)),
         ("edge inference", _percentiles(report.inference_ms)),
         ("cloud round trip", _percentiles(report.cloud_rtt_ms)),

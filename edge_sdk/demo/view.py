@@ -1,8 +1,9 @@
 """The live terminal view of a demo run (rich), refreshed from `DemoSnapshot`s.
 
-On a terminal the view redraws in place twice a second. When the output is
-not a terminal (CI logs, a pipe), it logs one line every `LOG_INTERVAL_S`
-seconds instead, so logs stay readable.
+On a terminal the view redraws in place twice a second. When drawing is off
+or the output is not a terminal (CI logs, a pipe), it emits one line of
+figures every `LOG_INTERVAL_S` seconds and once at the end. The lines go to a
+line sink (the CLI writes them to stderr), or are logged at INFO without one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class DemoSnapshot:
     duration_s: float
     frames: int = 0
     fps: float = 0.0
+    fps_average: float = 0.0
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     inference_ms: float | None = None
@@ -64,10 +66,14 @@ def vehicle_text(vehicle: dict[str, Any]) -> str:
 
 def rows(snapshot: DemoSnapshot) -> list[tuple[str, str]]:
     """Return the (name, value) rows shown for a snapshot."""
+    if snapshot.elapsed_s <= snapshot.duration_s:
+        elapsed = f"{snapshot.elapsed_s:.0f} / {snapshot.duration_s:.0f} s"
+    else:
+        elapsed = f"{snapshot.duration_s:.0f} s run, {snapshot.elapsed_s - snapshot.duration_s:.0f} s stopping"
     return [
-        ("time", f"{snapshot.elapsed_s:.0f} / {snapshot.duration_s:.0f} s"),
+        ("time", elapsed),
         ("frames published", str(snapshot.frames)),
-        ("throughput", f"{snapshot.fps:.1f} frames/s"),
+        ("throughput", f"{snapshot.fps:.1f} frames/s now, {snapshot.fps_average:.1f} average"),
         ("capture-to-ack latency", f"p50 {_number(snapshot.latency_p50_ms, ' ms')}, p95 {_number(snapshot.latency_p95_ms, ' ms')}"),
         ("edge inference", _number(snapshot.inference_ms, " ms")),
         ("escalations", f"{snapshot.escalations_sent} sent, {snapshot.escalations_answered} answered, {snapshot.escalations_timed_out} timed out"),
@@ -79,15 +85,36 @@ def rows(snapshot: DemoSnapshot) -> list[tuple[str, str]]:
     ]
 
 
-class LiveView:
-    """Show snapshots from `snapshot_fn` until `stop()`; runs its own thread."""
+def line(snapshot: DemoSnapshot) -> str:
+    """Return the figures of a snapshot as one log line."""
+    return "demo: " + "; ".join(f"{name} {value}" for name, value in rows(snapshot))
 
-    def __init__(self, snapshot_fn: Callable[[], DemoSnapshot], *, console: Any = None, title: str = "edge-sdk demo") -> None:
+
+class LiveView:
+    """Show snapshots from `snapshot_fn` until `stop()`; runs its own thread.
+
+    With `draw` off or a console that is not a terminal, each line goes to
+    `line_sink`, or to this module's logger at INFO when `line_sink` is None.
+    """
+
+    def __init__(
+        self,
+        snapshot_fn: Callable[[], DemoSnapshot],
+        *,
+        console: Any = None,
+        title: str = "edge-sdk demo",
+        draw: bool = True,
+        line_sink: Callable[[str], None] | None = None,
+        interval_s: float = LOG_INTERVAL_S,
+    ) -> None:
         from rich.console import Console
 
         self._snapshot_fn = snapshot_fn
         self._console = console or Console(stderr=True)
         self._title = title
+        self._draw = draw
+        self._line_sink = line_sink
+        self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -107,8 +134,8 @@ class LiveView:
             self._thread.start()
 
     def _run(self) -> None:
-        if not self._console.is_terminal:
-            self._run_log()
+        if not self._draw or not self._console.is_terminal:
+            self._run_lines()
             return
         from rich.live import Live
 
@@ -117,10 +144,19 @@ class LiveView:
                 live.update(self._table(self._snapshot_fn()))
             live.update(self._table(self._snapshot_fn()))
 
-    def _run_log(self) -> None:
-        while not self._stop.wait(LOG_INTERVAL_S):
-            snapshot = self._snapshot_fn()
-            logger.info("demo: %s", "; ".join(f"{name} {value}" for name, value in rows(snapshot)))
+    def _run_lines(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._emit(line(self._snapshot_fn()))
+        self._emit(line(self._snapshot_fn()))
+
+    def _emit(self, text: str) -> None:
+        if self._line_sink is None:
+            logger.info("%s", text)
+            return
+        try:
+            self._line_sink(text)
+        except Exception:  # a broken sink (closed pipe) must not end the run
+            logger.exception("demo: the progress line sink failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -23,6 +23,8 @@ def _check_report(out_dir, report):
     assert data["frames_processed"] > 0
     assert data["frames_stored"] > 0
     assert data["escalations_answered"] >= 1
+    assert data["escalations_sent"] >= data["escalations_answered"] + data["escalations_timed_out"]
+    assert data["escalations_answered"] == data["extra"]["escalation"]["answered"]
     assert data["frames_stored"] == report.frames_stored
     with SqliteStorage(out_dir / "telemetry.sqlite") as storage:
         assert storage.count(KIND_RESULT, "demo-car") == data["results_stored"]

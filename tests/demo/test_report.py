@@ -7,14 +7,15 @@ import xml.dom.minidom
 import pytest
 
 from edge_sdk.demo.plots import bar_svg, histogram_svg, line_svg
-from edge_sdk.demo.report import DemoReport, ResultSeries, is_edge_frame, render_html, throughput
+from edge_sdk.cloud.storage import SqliteStorage
+from edge_sdk.demo.report import DemoReport, ResultSeries, build_report, is_edge_frame, render_html, throughput
 
 
 def _report(**changes):
     values = dict(
         started_at=1_800_000_000.0, duration_s=10.0, broker="b", source="s", edge_model="e", cloud_model="c", database="d",
         frames_processed=10, frames_stored=10, results_stored=12, escalations_sent=2, escalations_answered=2, answer_errors=0,
-        dead_letters=0, labels={"stop": 4}, latency_ms={"p50": 3.0}, inference_ms={}, cloud_rtt_ms={},
+        escalations_timed_out=0, dead_letters=0, labels={"stop": 4}, latency_ms={"p50": 3.0}, inference_ms={}, cloud_rtt_ms={},
     )
     values.update(changes)
     return DemoReport(**values)
@@ -65,3 +66,20 @@ def test_html_escapes_errors():
     assert "&lt;script&gt;" in html
     assert "<script>" not in html
     assert html.count("<svg ") == 3
+
+
+def test_report_takes_escalations_from_vehicle(tmp_path):
+    vehicle_stats = {"sent": 4, "answered": 0, "errors": 0, "timed_out": 4, "pending": 0}
+    with SqliteStorage(tmp_path / "t.sqlite") as storage:
+        report, _ = build_report(storage, "car", started_at=1_800_000_000.0, frames_processed=10, escalation_stats=vehicle_stats, context={})
+    assert report.escalations_sent == 4
+    assert report.escalations_answered == 0
+    assert report.escalations_timed_out == 4
+    assert report.passed is False
+    assert report.extra["escalations_stored"] == {"requests": 0, "answered": 0, "error_replies": 0}
+
+
+def test_html_shows_timed_out_escalations():
+    html = render_html(_report(escalations_sent=5, escalations_answered=2, escalations_timed_out=3), ResultSeries((), (), ()))
+    assert "timed out" in html
+    assert "5 / 2 / 0 / 3" in html
