@@ -118,7 +118,7 @@ def part_commands(files: PartFiles, prefix: str) -> tuple[PartCommand, ...]:
         PartCommand("2. The telemetry ingest subscriber writing SQLite", f"edge-sdk telemetry ingest --db {q(str(files.database))} {broker}"),
         PartCommand("3. A MaaS worker answering escalated frames", f"edge-sdk maas serve --model {q(str(files.cloud_model))} --worker-id demo-worker {broker}"),
         PartCommand(
-            "4. The vehicle simulator (from a source checkout: it lives in tools/)",
+            "4. The vehicle simulator (firmware_bridge, installed with edge-sdk)",
             f"python -m firmware_bridge.simulator --nmea {q(str(logs.nmea))} --can-log {q(str(logs.candump))} --mcu --nmea-interval 0.5 --link-dir {q(str(files.link_dir))}",
         ),
         PartCommand("5. The daemon on the clip", f"edge-sdk run --config {q(str(files.out_dir / 'vehicle.yaml'))}"),
