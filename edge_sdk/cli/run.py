@@ -67,7 +67,8 @@ def check_command(config_path: str, config: DaemonConfig) -> int:
     if errors:
         for error in errors:
             print(f"edge-sdk run: error: {config_path}: {error}", file=sys.stderr)
-        print(f"edge-sdk run: {config_path}: {len(errors)} problems found", file=sys.stderr)
+        noun = "problem" if len(errors) == 1 else "problems"
+        print(f"edge-sdk run: {config_path}: {len(errors)} {noun} found", file=sys.stderr)
         return 1
     print(f"{config_path}: valid ({len(config.sources)} sources, {len(config.models)} models, vehicle {config.vehicle_id})")
     return 0

@@ -5,7 +5,8 @@
 sources stop and each inference thread finishes the frame in hand. Queued
 results are published for up to `shutdown_timeout_s`, and tracked objects get
 their "end" events. Then the client flushes what the broker acknowledges in
-time and publishes "offline". Everything else stays in the spool for the next start.
+time and publishes "offline". Everything else stays in the spool for the next start,
+and one warning gives its count, the spool path and the last broker error.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from edge_sdk.daemon.config import DaemonConfig, ModelSection
 from edge_sdk.daemon.errors import DaemonConfigError, DaemonError
 from edge_sdk.daemon.escalation import CloudReply, EscalationPolicy, EscalationTicket, Escalator, UplinkBudget
+from edge_sdk.daemon.label_coverage import warn_unknown_labels
 from edge_sdk.daemon.outbox import MqttOutbox
 from edge_sdk.daemon.pipeline import InferenceWorker, PipelineMetrics, Predictor, SourceSlot
 from edge_sdk.daemon.publisher import ResultPublisher, VehicleHooks
@@ -179,6 +181,7 @@ class Daemon:
         self._open_transport()
         for name in sorted({s.model for s in config.sources}):
             self._models[name] = self._load_model(name)
+        warn_unknown_labels(config, self._models)
         self._open_vehicle()
         self._open_escalation()
         self._open_sources()
@@ -304,6 +307,20 @@ class Daemon:
             self._stop.wait(min(_CHECK_PERIOD_S, max(0.0, next_status - now)))
         logger.info("daemon: stop requested")
 
+    def _warn_unsent(self) -> None:
+        """Log what stays in the spool at exit, so a clean exit with an unreachable broker is not silent."""
+        assert self._spool is not None
+        depth = self._spool.depth
+        if not depth:
+            return
+        last_error = self._client.stats()["last_error"] if self._client is not None else None
+        logger.warning(
+            "daemon: %d messages remain unsent in spool %s and will be sent on the next start; last broker error: %s",
+            depth,
+            self._spool.path,
+            last_error or "none recorded",
+        )
+
     def _shutdown(self) -> None:
         for source in self._sources.values():
             source.close()
@@ -327,6 +344,7 @@ class Daemon:
         if self._client is not None:
             self._client.stop(max(1.0, self.config.shutdown_timeout_s))
         if self._spool is not None:
+            self._warn_unsent()
             self._spool.close()
         if self._vehicle is not None:
             self._vehicle.stop()
