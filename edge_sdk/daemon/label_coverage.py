@@ -31,25 +31,39 @@ def find_unknown_labels(wanted: tuple[str, ...], label_lists: Mapping[str, list[
 
 
 def warn_unknown_labels(config: DaemonConfig, models: Mapping[str, object]) -> list[str]:
-    """Log one warning naming the labels of `events.labels` and `alerts[].label` that no model produces; return them.
+    """Log one warning naming the configured labels that no model produces, by key; return those labels.
 
-    A model object without a `labels` attribute (a test predictor, say) is skipped,
-    because there is nothing to compare against.
+    `events.labels` and `alerts[].label` are compared with every model's labels,
+    and `models.<name>.escalation.labels` with that model's own. A model object
+    without a `labels` attribute (a test predictor, say) is skipped, because
+    there is nothing to compare against.
     """
     label_lists = {name: getattr(model, "labels") for name, model in models.items() if hasattr(model, "labels")}
     if not label_lists:
         return []
-    wanted = (*config.events.labels, *(alert.label for alert in config.alerts))
-    unknown = find_unknown_labels(wanted, label_lists)
-    if not unknown:
-        return unknown
+    found: dict[str, list[str]] = {}
+    shared = find_unknown_labels(config.events.labels, label_lists)
+    if shared:
+        found["events.labels"] = shared
+    alerts = find_unknown_labels(tuple(alert.label for alert in config.alerts), label_lists)
+    if alerts:
+        found["alerts[].label"] = alerts
+    for name, labels in label_lists.items():
+        escalation = config.models[name].escalation if name in config.models else None
+        if escalation is not None and escalation.enabled:
+            own = find_unknown_labels(escalation.labels, {name: labels})
+            if own:
+                found[f"models.{name}.escalation.labels"] = own
+    if not found:
+        return []
+
     described = []
     for name, labels in sorted(label_lists.items()):
         described.append(f"{name}: {len(labels)} labels" if labels else f"{name}: no label list, so its labels are class_0, class_1, ...")
     logger.warning(
-        "daemon: labels %s in events.labels or alerts[].label are not in any model's label list (%s), so they never match: "
-        "set models.<name>.labels to the model's labels file or correct the labels",
-        ", ".join(repr(label) for label in unknown),
+        "daemon: labels that no model produces, so they never match: %s (models: %s). "
+        "Set models.<name>.labels to the model's labels file or correct the labels",
+        "; ".join(f"{key} {', '.join(repr(label) for label in labels)}" for key, labels in found.items()),
         "; ".join(described),
     )
-    return unknown
+    return [label for labels in found.values() for label in labels]

@@ -44,7 +44,7 @@ def test_bare_model_without_labels_warns(data_dir: Path, caplog: pytest.LogCaptu
     assert unknown == ["car", "person"]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "'car', 'person'" in warnings[0]
+    assert "events.labels 'car', 'person'" in warnings[0]
     assert "detector: no label list" in warnings[0]
     assert "models.<name>.labels" in warnings[0]
 
@@ -65,6 +65,23 @@ def test_model_with_labels_warns_only_unknown(data_dir: Path, caplog: pytest.Log
     assert "'stop sign'" in warnings[0]
     assert "'car'" not in warnings[0]
     assert "detector: 91 labels" in warnings[0]
+
+
+def test_escalation_labels_checked_per_model(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = detector_config(data_dir, ["car"], labels_file=True)
+    data["models"]["detector"]["escalation"] = {"enabled": True, "labels": ["stopsign", "stop sign"]}
+    config = parse_config(data)
+    model = load_model("detector", config.models["detector"], config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge_sdk.daemon.label_coverage"):
+            unknown = warn_unknown_labels(config, {"detector": model})
+    finally:
+        model.close()
+    assert unknown == ["stop sign"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "models.detector.escalation.labels 'stop sign'" in warnings[0]
+    assert "events.labels" not in warnings[0]
 
 
 def run_until_results(daemon: Daemon, count: int) -> tuple[bool, list[int]]:
