@@ -33,16 +33,21 @@ def test_unknown_labels_keeps_fallback_names() -> None:
     assert find_unknown_labels((), label_lists) == []
 
 
-def test_bare_model_without_labels_warns(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = parse_config(detector_config(data_dir, ["car", "person"], labels_file=False))
+def check_labels(data: dict, caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    """Load the real model of `data` and run the label check; return (unknown labels, warning messages)."""
+    config = parse_config(data)
     model = load_model("detector", config.models["detector"], config)
     try:
         with caplog.at_level(logging.WARNING, logger="edge_sdk.daemon.label_coverage"):
             unknown = warn_unknown_labels(config, {"detector": model})
     finally:
         model.close()
+    return unknown, [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+def test_bare_model_without_labels_warns(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    unknown, warnings = check_labels(detector_config(data_dir, ["car", "person"], labels_file=False), caplog)
     assert unknown == ["car", "person"]
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "events.labels 'car', 'person'" in warnings[0]
     assert "detector: no label list" in warnings[0]
@@ -51,34 +56,25 @@ def test_bare_model_without_labels_warns(data_dir: Path, caplog: pytest.LogCaptu
 
 def test_model_with_labels_warns_only_unknown(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     # This COCO labels file spells the class "stopsign", so "stop sign" never matches.
-    config = parse_config(detector_config(data_dir, ["car", "stopsign", "stop sign"], labels_file=True))
-    model = load_model("detector", config.models["detector"], config)
-    try:
-        with caplog.at_level(logging.WARNING, logger="edge_sdk.daemon.label_coverage"):
-            unknown = warn_unknown_labels(config, {"detector": model})
-            assert warn_unknown_labels(parse_config(detector_config(data_dir, ["car"], labels_file=True)), {"detector": model}) == []
-    finally:
-        model.close()
+    unknown, warnings = check_labels(detector_config(data_dir, ["car", "stopsign", "stop sign"], labels_file=True), caplog)
     assert unknown == ["stop sign"]
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "'stop sign'" in warnings[0]
     assert "'car'" not in warnings[0]
     assert "detector: 91 labels" in warnings[0]
 
 
+def test_model_with_known_labels_is_quiet(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    unknown, warnings = check_labels(detector_config(data_dir, ["car", "person", "class_7"], labels_file=True), caplog)
+    assert unknown == []
+    assert warnings == []
+
+
 def test_escalation_labels_checked_per_model(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = detector_config(data_dir, ["car"], labels_file=True)
     data["models"]["detector"]["escalation"] = {"enabled": True, "labels": ["stopsign", "stop sign"]}
-    config = parse_config(data)
-    model = load_model("detector", config.models["detector"], config)
-    try:
-        with caplog.at_level(logging.WARNING, logger="edge_sdk.daemon.label_coverage"):
-            unknown = warn_unknown_labels(config, {"detector": model})
-    finally:
-        model.close()
+    unknown, warnings = check_labels(data, caplog)
     assert unknown == ["stop sign"]
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "models.detector.escalation.labels 'stop sign'" in warnings[0]
     assert "events.labels" not in warnings[0]
