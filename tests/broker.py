@@ -71,7 +71,7 @@ class MosquittoBroker:
                     "log_type warning",
                     "log_type notice",
                     # Started as root, mosquitto switches to the `mosquitto` user, which cannot write
-                    # its persistence file into a root-only temporary folder; restarts would then
+                    # its persistence file into a root-only temporary folder. Restarts would then
                     # silently lose sessions and queued messages.
                     "user root" if os.geteuid() == 0 else "",
                     "",
