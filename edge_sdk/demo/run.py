@@ -148,8 +148,12 @@ def prepare_files(options: DemoOptions) -> PartFiles:
     return files
 
 
-def check_models(options: DemoOptions) -> None:
-    """Load the edge and cloud models once, so a wrong file fails with its path before anything is written or started."""
+def check_models(options: DemoOptions) -> Any:
+    """Load both models before anything is written or started, so a wrong file fails with its path.
+
+    Returns the loaded cloud model for the MaaS worker, which the caller must close.
+    The edge model is closed again because the daemon loads its own from the config.
+    """
     from edge_sdk.cloud.inference import load_cloud_model
     from edge_sdk.runtime import Model
 
@@ -161,7 +165,7 @@ def check_models(options: DemoOptions) -> None:
     except Exception as exc:  # any load failure means the same to the user: this file cannot be the edge model
         raise DemoError(f"edge model {edge_model} failed to load: {exc}. Pass a model package, package archive or .tflite file with --model") from exc
     try:
-        load_cloud_model(cloud_model).close()
+        return load_cloud_model(cloud_model)
     except Exception as exc:  # same for the cloud model
         raise DemoError(
             f"cloud model {cloud_model} failed to load: {exc}. Pass a TFLite package, .keras file or SavedModel folder with --cloud-model"
@@ -238,15 +242,16 @@ class DemoRun:
                 "of %s; its answers mean nothing for that model. Pass --cloud-model with a cloud model for the same labels",
                 self.options.model,
             )
-        check_models(self.options)
-        self.files = prepare_files(self.options)
+        cloud_model = check_models(self.options)
         with _collect_errors() as collector, contextlib.ExitStack() as stack:
+            stack.callback(cloud_model.close)
+            self.files = prepare_files(self.options)
             broker = None
             if self.options.broker_url is None:
                 broker = stack.enter_context(EmbeddedBroker())
             base = _mqtt_base(self.options, broker)
             storage, ingest = self._start_ingest(stack, base)
-            self._start_worker(stack, base, shared=broker is None)
+            self._start_worker(stack, base, cloud_model, shared=broker is None)
             vehicle_paths = self._start_vehicle_sim(stack)
             thread = self._start_daemon(base, vehicle_paths)
             monitor = self._start_monitor(stack, base, ingest, collector)
@@ -282,13 +287,9 @@ class DemoRun:
         stack.callback(ingest.stop)
         return storage, ingest
 
-    def _start_worker(self, stack: contextlib.ExitStack, base: Any, *, shared: bool) -> Any:
-        from edge_sdk.cloud.inference import load_cloud_model
+    def _start_worker(self, stack: contextlib.ExitStack, base: Any, model: Any, *, shared: bool) -> Any:
         from edge_sdk.cloud.maas import MaasWorker
 
-        assert self.files is not None
-        model = load_cloud_model(self.files.cloud_model)
-        stack.callback(model.close)
         config = _plain_maas_config(shared, worker_id="demo-worker", prefix=self.options.prefix, status_interval_s=2.0)
         worker = MaasWorker(model, base, config)
         worker.start(connect_timeout=CONNECT_TIMEOUT_S)
