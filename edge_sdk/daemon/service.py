@@ -322,35 +322,51 @@ class Daemon:
         )
 
     def _shutdown(self) -> None:
+        self._stop_capture()
+        self._flush_results()
+        self._close_outputs()
+        logger.info("daemon: stopped")
+
+    def _stop_capture(self) -> None:
+        """Close the sources, then let the inference threads finish their current frame."""
         for source in self._sources.values():
             source.close()
         self._worker_stop.set()
         for worker in self._workers:
             if not worker.join(_WORKER_JOIN_S):
                 logger.warning("daemon: inference thread %s did not stop within %.0f s", worker.model_name, _WORKER_JOIN_S)
+
+    def _flush_results(self) -> None:
+        """Publish queued results, wait for replies to escalated frames, then stop publishing."""
         if self._publisher is not None:
             # Results still queued may escalate their frames, so handle them before waiting for replies.
             self._publisher.wait_idle(self.config.shutdown_timeout_s)
+
         if self._escalator is not None:
             # Replies to frames already sent are still worth publishing, so wait for them within the shutdown budget.
             longest = max(m.escalation.timeout_s for m in self.config.models.values() if m.escalation.enabled)
             self._escalator.drain(min(longest, self.config.shutdown_timeout_s))
+
         if self._publisher is not None:
             self._publisher.stop(self.config.shutdown_timeout_s)
         if self._escalator is not None:
             self._escalator.close()
+
+    def _close_outputs(self) -> None:
+        """Publish the last status, disconnect, close the spool, the vehicle links and the models."""
         if self._status is not None and self._client is not None:
             self._status.publish()
         if self._client is not None:
             self._client.stop(max(1.0, self.config.shutdown_timeout_s))
+
         if self._spool is not None:
             self._warn_unsent()
             self._spool.close()
         if self._vehicle is not None:
             self._vehicle.stop()
+
         for name, model in self._models.items():
             close = getattr(model, "close", None)
             if close is not None:
                 close()
             logger.debug("daemon: model %s closed", name)
-        logger.info("daemon: stopped")

@@ -51,8 +51,10 @@ def test_cloud_pipeline_stores_and_reports(data_dir: Path, mosquitto, tmp_path: 
             }
             vehicle.client.publish(vehicle.topics.results, vehicle.builder.build(MessageKind.RESULTS, body), qos=1)
         expected = RESULTS + 3 * ESCALATED
-        assert ingest.wait_for(lambda counts: counts["stored.result"] >= RESULTS + ESCALATED and counts["stored.reply"] >= ESCALATED, timeout=20.0)
-        assert ingest.wait_for(lambda counts: counts["stored.escalation"] >= ESCALATED and counts["stored.worker_status"] >= 1, timeout=20.0)
+        assert ingest.wait_for(lambda counts: counts["stored.result"] >= RESULTS + ESCALATED, timeout=20.0)
+        assert ingest.wait_for(lambda counts: counts["stored.reply"] >= ESCALATED, timeout=20.0)
+        assert ingest.wait_for(lambda counts: counts["stored.escalation"] >= ESCALATED, timeout=20.0)
+        assert ingest.wait_for(lambda counts: counts["stored.worker_status"] >= 1, timeout=20.0)
     finally:
         vehicle.close()
         worker.stop()
