@@ -9,8 +9,8 @@ mean 0 and std 1, and a uint8 Edge TPU input carries raw pixels.
 - `large` is a wider float model with batch normalization that the cloud side
   runs on escalated frames.
 
-`large` needs its 30 epochs: after 15 it scored 93.3% top-1 on the 430 GTSRB
-test images, no better than `small` (94.0% after 20 epochs); after 30 it
+`large` needs its 30 epochs. After 15 it scored 93.3% top-1 on the 430 GTSRB
+test images, no better than `small` (94.0% after 20 epochs). After 30 it
 scored 97.0% (`tools/cascade_eval.py`, about 34 minutes on 2 cores).
 
 Training data is either a folder of class folders (numeric folder names are
