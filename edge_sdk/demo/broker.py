@@ -15,6 +15,11 @@ What amqtt 0.12.1 does, checked with paho-mqtt 2.2 clients on 127.0.0.1
 - On every CONNECT amqtt sends the connecting client the retained messages
   that match any filter any client has subscribed to, not only its own.
   Clients must ignore messages on topics they did not subscribe to.
+- amqtt walks its subscription table across awaits: when one client connects
+  (or a message is broadcast) while another subscribes to a new filter, the
+  walk fails with "dictionary changed size during iteration" and the
+  connecting client is dropped. `SnapshotSubscriptions` makes each walk run
+  over a copy of the table.
 
 For anything beyond the demo use Mosquitto or another full MQTT 5 broker
 (`edge-sdk demo --broker URL`).
@@ -40,6 +45,23 @@ STOP_TIMEOUT_S = 10.0
 
 class BrokerError(EdgeSdkError, RuntimeError):
     """The embedded broker could not start or stop."""
+
+
+class SnapshotSubscriptions(dict):
+    """amqtt's subscription table, iterated over a copy of its keys and items.
+
+    amqtt 0.12.1 loops over `Broker._subscriptions` while awaiting inside the
+    loop (retained messages on CONNECT, filter checks while broadcasting), so
+    a SUBSCRIBE handled in between changes the dict mid-loop. A copy per walk
+    costs one list per CONNECT or broadcast, small at demo scale.
+    Lookups, inserts and deletes still go to the live table.
+    """
+
+    def __iter__(self):
+        return iter(list(dict.keys(self)))
+
+    def items(self):
+        return list(dict.items(self))
 
 
 def free_loopback_port() -> int:
@@ -104,6 +126,10 @@ class EmbeddedBroker:
 
         async def start_broker() -> None:
             self._broker = Broker(self.config(), loop=loop)
+            if isinstance(getattr(self._broker, "_subscriptions", None), dict):
+                self._broker._subscriptions = SnapshotSubscriptions()
+            else:
+                logger.warning("amqtt has no Broker._subscriptions table; a SUBSCRIBE during a CONNECT may drop that client")
             await self._broker.start()
 
         try:

@@ -153,3 +153,47 @@ def test_broker_lacks_shared_subscriptions(broker):
     assert worker.next_on("demo/v4/escalations", timeout=2.0) is None
     worker.close()
     publisher.close()
+
+
+def test_broker_subscribe_during_connect(broker, caplog):
+    """A client connecting while another subscribes to new filters stays connected.
+
+    On CONNECT amqtt walks every subscribed filter and sends the connecting
+    client each matching retained message. Every send yields to the event
+    loop, so the other client's SUBSCRIBE can add a filter to the table being
+    walked. Many retained topics make that walk long enough to be hit.
+    """
+    topics = [f"demo/retained/{index}" for index in range(150)]
+    publisher = Probe(broker, "pub")
+    assert publisher.connected()
+    for topic in topics:
+        publisher.client.publish(topic, b"x" * 64, qos=1, retain=True)
+    publisher.client.publish("demo/retained/done", b"", qos=1).wait_for_publish(WAIT_S)
+
+    subscriber = Probe(broker, "sub")
+    assert subscriber.connected()
+    for topic in topics:
+        subscriber.subscribe(topic)
+    stop = threading.Event()
+
+    def keep_subscribing() -> None:
+        index = 0
+        while not stop.is_set():
+            subscriber.client.subscribe(f"demo/new/{index}", 1)
+            index += 1
+            stop.wait(0.001)
+
+    thread = threading.Thread(target=keep_subscribing, daemon=True)
+    thread.start()
+    try:
+        for attempt in range(20):
+            late = Probe(broker, f"late-{attempt}")
+            assert late.connected()
+            late.subscribe("demo/late")
+            late.close()
+    finally:
+        stop.set()
+        thread.join(WAIT_S)
+        subscriber.close()
+        publisher.close()
+    assert "dictionary changed size" not in caplog.text
