@@ -7,9 +7,11 @@ pooling and concatenation carry no fused activation. The compiler maps ops in or
 and cuts the graph once, at the first op it cannot map, so that op and every
 op after it run on the CPU.
 
-NOTE: op version limits and size-dependent limits (large RESHAPE or
-RESIZE_BILINEAR) are known only to the compiler itself. Run `edgetpu_compiler`
-for the final word, which `edge-sdk convert` does when the compiler is on PATH.
+Op versions the compiler cannot parse are checked in `edgetpu_versions`.
+
+NOTE: size-dependent limits (large RESHAPE or RESIZE_BILINEAR) are known only
+to the compiler itself. Run `edgetpu_compiler` for the final word, which
+`edge-sdk convert` does when the compiler is on PATH.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ class ModelGraph:
     outputs: tuple[TensorInfo, ...]
     subgraph_count: int
     constant_dtypes: dict[str, int]  # dtype -> number of constant (weight) tensors with it
+    min_runtime_version: str | None = None  # the converter's "min_runtime_version" metadata, when present
 
     def op_counts(self) -> dict[str, int]:
         return dict(Counter(op.name for op in self.ops))
@@ -95,7 +96,20 @@ def read_graph(model_bytes: bytes) -> ModelGraph:
         tuple(tensors[i] for i in subgraph.outputs),
         len(model.subgraphs),
         dict(constant_dtypes),
+        _metadata_text(model, "min_runtime_version"),
     )
+
+
+def _metadata_text(model: Any, name: str) -> str | None:
+    """Return a metadata buffer as text with its NUL padding removed, or None when the model lacks it."""
+    for entry in model.metadata or ():
+        if _decode(entry.name) != name or not 0 <= entry.buffer < len(model.buffers):
+            continue
+        data = model.buffers[entry.buffer].data
+        if data is None:
+            return None
+        return bytes(bytearray(data)).rstrip(b"\0").decode("ascii", "replace") or None
+    return None
 
 
 def _tensor_info(index: int, tensor: Any, model: Any, type_names: dict[int, str]) -> TensorInfo:

@@ -26,7 +26,8 @@ from edge_sdk.convert import compiler as edgetpu_compiler
 from edge_sdk.convert.calibration import DEFAULT_SAMPLES, CalibrationSet, load_calibration
 from edge_sdk.convert.checks import check_graph
 from edge_sdk.convert.edgetpu import analyze_edgetpu
-from edge_sdk.convert.errors import AccuracyGateError, ConvertError, ModelCheckError
+from edge_sdk.convert.edgetpu_versions import check_op_versions
+from edge_sdk.convert.errors import AccuracyGateError, ConvertError, ModelCheckError, TargetCompatibilityError
 from edge_sdk.convert.evaluate import TfliteRunner, compare, run_all
 from edge_sdk.convert.graph import read_graph
 from edge_sdk.convert.inputs import evaluation_inputs, float_input_spec, predict_in_batches, read_labels
@@ -254,14 +255,30 @@ def _fail_gate(report: ConversionReport, options: ConvertOptions, modes: list[st
 
 
 def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: ConversionReport) -> tuple[bytes, bool]:
-    analysis = analyze_edgetpu(read_graph(model_bytes))
-    report.edgetpu = analysis.to_dict()
+    """Check the int8 model against the Edge TPU rules and compile it when edgetpu_compiler is on PATH.
+
+    Without a compiler, op versions it is known not to parse stop the
+    conversion. With one, its own run decides, and those findings stay in the
+    report as warnings.
+    """
+    graph = read_graph(model_bytes)
+    analysis = analyze_edgetpu(graph)
+    versions = check_op_versions(graph)
+    report.edgetpu = {**analysis.to_dict(), "op_versions": versions.to_dict()}
     if analysis.cpu_ops:
         report.warnings.append(
             f"{len(analysis.cpu_ops)} op(s) would run on the CPU, starting at op {analysis.cut_at} "
             f"({analysis.cpu_ops[0].op}: {analysis.cpu_ops[0].reason})"
         )
+    report.warnings.extend(versions.warnings)
+
     compiler_path = edgetpu_compiler.find_compiler() if options.run_compiler else None
+    if versions.errors and compiler_path is None:
+        report.error = "; ".join(versions.errors)
+        path = _report_path(options)
+        report.write(path)
+        raise TargetCompatibilityError(f"{options.model} cannot be compiled for the Edge TPU: {report.error}; no package was written, report written to {path}")
+    report.warnings.extend(versions.errors)
     if compiler_path is None:
         report.compiler = {"compiled": False, "hint": edgetpu_compiler.INSTALL_HINT}
         return model_bytes, False
