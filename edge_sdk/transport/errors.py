@@ -37,6 +37,10 @@ class SpoolError(TransportError, OSError):
     """The on-disk spool cannot be opened or written."""
 
 
+class SpoolLockedError(SpoolError):
+    """Another process (or another `Spool` in this one) has the spool file open."""
+
+
 class SpoolCorruptError(SpoolError):
     """The spool file is not a readable SQLite database.
 

@@ -18,7 +18,15 @@ Durability: `synchronous="NORMAL"` (the default) survives a killed process,
 but a power cut may lose the last commits. `"FULL"` also survives a power
 cut, at the cost of one fsync per message.
 
-Thread-safe: one connection guarded by a lock.
+Thread-safe: one connection guarded by a lock. One `Spool` per file: the
+file `<path>.lock` is locked with flock while it is open, so a second daemon
+configured with the same path fails at start instead of sending the first
+one's messages twice.
+
+Disk space: the database uses incremental auto-vacuum, and after about
+`VACUUM_AFTER_BYTES` of acknowledged payload the free pages go back to the
+file system. The WAL file is cut back to `WAL_SIZE_LIMIT` after checkpoints.
+So a spool that filled during a long outage shrinks again once it drains.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import sqlite3
 import threading
 import time
@@ -35,12 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.transport.errors import SpoolCorruptError, SpoolError
+from edge_sdk.transport.errors import SpoolCorruptError, SpoolError, SpoolLockedError
 
 logger = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+VACUUM_AFTER_BYTES = 4 * 1024 * 1024
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -106,7 +117,13 @@ class Spool:
         self._lock = threading.Lock()
         self._dropped: Counter[str] = Counter()
         self._corrupt_moved_to: str | None = None
-        self._conn: sqlite3.Connection | None = self._open(recover_corrupt)
+        self._removed_since_vacuum = 0
+        self._lock_file = self._acquire_file_lock()
+        try:
+            self._conn: sqlite3.Connection | None = self._open(recover_corrupt)
+        except BaseException:
+            self._release_file_lock()
+            raise
         self._count, self._bytes = self._measure()
         if self._count:
             logger.info("spool %s opened with %d messages (%d bytes) to send", self.path, self._count, self._bytes)
@@ -118,13 +135,51 @@ class Spool:
 
     # --- opening --------------------------------------------------------------------------------
 
+    def _acquire_file_lock(self) -> Any:
+        """Lock `<path>.lock` for as long as this spool is open; return the open lock file (None in memory)."""
+        if self.path == MEMORY:
+            return None
+        if sys.platform == "win32":
+            # NOTE: no lock on Windows; two processes on one spool file would send its messages twice.
+            return None
+        import fcntl
+
+        lock_path = f"{self.path}.lock"
+        try:
+            Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a+", encoding="ascii")  # noqa: SIM115 - held open until close()
+        except OSError as exc:
+            raise SpoolError(f"cannot create spool lock file {lock_path}: {exc}; check the permissions of its folder") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise SpoolLockedError(
+                f"spool {self.path} is in use by another process (pid {holder}): give each daemon its own spool.path, "
+                "or stop the other process first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _release_file_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
         try:
             if self.path != MEMORY:
+                self._enable_incremental_vacuum(conn)
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     logger.warning("spool %s: SQLite did not switch to WAL mode (journal mode is %s), so writes are slower", self.path, mode)
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.executescript(_SCHEMA)
             row = conn.execute("PRAGMA quick_check").fetchone()
@@ -134,6 +189,16 @@ class Spool:
             conn.close()
             raise
         return conn
+
+    def _enable_incremental_vacuum(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to incremental auto-vacuum; a spool written before this needs one full VACUUM."""
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+            return
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        has_tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] > 0
+        if has_tables:
+            logger.info("spool %s: rewriting the file once so that it can shrink after messages are sent", self.path)
+            conn.execute("VACUUM")
 
     def _open(self, recover_corrupt: bool) -> sqlite3.Connection:
         if self.path != MEMORY:
@@ -282,7 +347,21 @@ class Spool:
             removed = int(row[0])
             self._count -= removed
             self._bytes -= int(row[1])
+            self._removed_since_vacuum += int(row[1])
+            if self._removed_since_vacuum >= VACUUM_AFTER_BYTES:
+                self._release_free_pages(db)
         return removed
+
+    def _release_free_pages(self, db: sqlite3.Connection) -> None:
+        """Give free pages back to the file system; a failure only costs disk space, so it is logged."""
+        self._removed_since_vacuum = 0
+        if self.path == MEMORY:
+            return
+        try:
+            # executescript runs the pragma to the end, and execute() would free one page per call.
+            db.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            logger.warning("spool %s: could not release free pages (%s); the file keeps its size until the next try", self.path, exc)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -323,6 +402,7 @@ class Spool:
                 self._conn.close()
             finally:
                 self._conn = None
+                self._release_file_lock()
 
     def __enter__(self) -> Spool:
         return self

@@ -1,13 +1,18 @@
-"""SQLite spool: order, size limit with drop policy, persistence and corrupt files."""
+"""SQLite spool: order, size limit with drop policy, persistence, corrupt files, file lock and shrinking."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from edge_sdk.transport.errors import SpoolCorruptError, SpoolError
-from edge_sdk.transport.spool import Spool
+from edge_sdk.transport.errors import SpoolCorruptError, SpoolError, SpoolLockedError
+from edge_sdk.transport.spool import VACUUM_AFTER_BYTES, Spool
+from tests.conftest import REPO_ROOT
 from edge_sdk.transport.topics import Priority
 
 
@@ -125,3 +130,63 @@ def test_spool_close_is_idempotent(tmp_path: Path) -> None:
     spool.close()
     with pytest.raises(SpoolError, match="closed"):
         spool.put("t/a/results", b"x")
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def test_spool_shrinks_after_draining(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as spool:
+        ids = [spool.put("v/1/frames", bytes(16 * 1024)) for _ in range(1000)]
+        full = _disk_bytes(path)
+        for start in range(0, len(ids), 100):
+            spool.remove(ids[start:start + 100])
+        spool._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        drained = _disk_bytes(path)
+
+    assert full > 16 * 1024 * 1000
+    assert drained < VACUUM_AFTER_BYTES + 1024 * 1024
+
+
+def test_spool_upgrades_file_without_auto_vacuum(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE unrelated (x INTEGER)")
+    old.close()
+
+    with Spool(path) as spool:
+        mode = spool._db().execute("PRAGMA auto_vacuum").fetchone()[0]
+
+    assert mode == 2
+
+
+def test_spool_second_open_is_locked(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as first:
+        first.put("v/1/results", b"kept")
+        with pytest.raises(SpoolLockedError, match=f"pid {os.getpid()}"):
+            Spool(path)
+        assert first.depth == 1
+
+    with Spool(path) as reopened:
+        assert reopened.depth == 1
+
+
+def test_spool_lock_held_by_other_process(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from edge_sdk.transport.spool import Spool; s = Spool(sys.argv[1]); print('ready', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(SpoolLockedError, match=f"pid {holder.pid}"):
+            Spool(path)
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+    with Spool(path) as after:
+        assert after.depth == 0
