@@ -128,13 +128,13 @@ def run_pipeline(data: Path, num_threads: int | None) -> dict[str, Any]:
         daemon = Daemon(load_config(config_path), model_loader=loader)
         ack_times: list[float] = []
         window = daemon.metrics.capture_to_ack_ms
-        original_add = window.add
+        original_add = window.add_ms
 
         def add_and_stamp(milliseconds: float) -> None:
             ack_times.append(time.monotonic())
             original_add(milliseconds)
 
-        window.add = add_and_stamp  # type: ignore[method-assign]
+        window.add_ms = add_and_stamp  # type: ignore[method-assign]
         exit_code = daemon.run()
         frames = daemon.metrics.counters.get("results_published")
         elapsed = ack_times[-1] - timed[0].first_start if ack_times and timed and timed[0].first_start else float("nan")

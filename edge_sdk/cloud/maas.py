@@ -43,7 +43,7 @@ from edge_sdk.cloud.requests import (
 from edge_sdk.transport.client import Delivery, InboundMessage, MqttClient
 from edge_sdk.transport.config import MqttConfig
 from edge_sdk.transport.payloads import EnvelopeBuilder, EscalationReply, ModelRef, escalation_properties
-from edge_sdk.transport.stats import LatencyWindow
+from edge_sdk.latency import LatencyWindow
 from edge_sdk.transport.topics import MessageKind, fleet_filter, shared_filter, validate_level, worker_status_topic
 
 logger = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class MaasWorker:
             return
         now = time.monotonic()
         for job, result in zip(jobs, results):
-            self._latency.add(now - job.received_mono)
+            self._latency.add_seconds(now - job.received_mono)
             self._publish_reply(job.checked.target, job.message, result=result.to_dict())
 
     def _publish_reply(self, target: ReplyTarget, message: InboundMessage, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
@@ -318,7 +318,7 @@ class MaasWorker:
             "queue_depth": self._batcher.queue_depth,
             "awaiting_broker_ack": awaiting,
             "batch_sizes": {str(size): count for size, count in batch_sizes.items()},
-            "latency_ms": self._latency.summary_ms(),
+            "latency_ms": self._latency.summary(),
             "mqtt": self._client.stats(),
         }
 

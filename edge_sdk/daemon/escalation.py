@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from edge_sdk.daemon.config import EscalationSection, UplinkSection
-from edge_sdk.daemon.stats import Counters, LatencyWindow
+from edge_sdk.daemon.stats import Counters
+from edge_sdk.latency import LatencyWindow
 from edge_sdk.package.results import InferenceResult
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class Escalator:
                 return
             del self._pending[correlation_id]
         rtt_ms = (received - pending.sent_mono) * 1000.0
-        self.rtt.add(rtt_ms)
+        self.rtt.add_ms(rtt_ms)
         self.counters.add("errors" if error else "answered")
         self._on_reply(CloudReply(pending.ticket, result, error, model, worker_id, rtt_ms))
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from edge_sdk.daemon.stats import LatencyWindow
+from edge_sdk.latency import LatencyWindow
 from edge_sdk.transport.client import Delivery, MqttClient
 from edge_sdk.transport.payloads import EnvelopeBuilder
 from edge_sdk.transport.topics import MessageKind, Topics
@@ -55,4 +55,4 @@ class MqttOutbox:
         with self._lock:
             capture_mono = self._capture_by_spool_id.pop(delivery.spool_id, None)
         if capture_mono is not None:
-            self.capture_to_ack_ms.add((time.monotonic() - capture_mono) * 1000.0)
+            self.capture_to_ack_ms.add_seconds(time.monotonic() - capture_mono)

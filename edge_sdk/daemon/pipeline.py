@@ -21,7 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_sdk.daemon.stats import Counters, LatencyWindow
+from edge_sdk.daemon.stats import Counters
+from edge_sdk.latency import LatencyWindow
 from edge_sdk.package.results import InferenceResult
 from edge_sdk.sources import Frame, Source, SourceClosedError
 
@@ -168,7 +169,7 @@ class InferenceWorker:
                 logger.error("inference %s: frame %s failed (%d failures so far): %s", self.model_name, frame.frame_id, self._errors, exc)
             return
         finished = time.monotonic()
-        self.metrics.inference_ms.add((finished - started) * 1000.0)
+        self.metrics.inference_ms.add_seconds(finished - started)
         self.metrics.counters.add("frames_inferred")
         self._put(Processed(frame, self.model_name, result, started, finished))
 

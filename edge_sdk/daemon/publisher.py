@@ -135,7 +135,7 @@ class ResultPublisher:
 
     def _on_processed(self, item: Processed) -> None:
         frame, result = item.frame, item.result
-        self.metrics.capture_to_result_ms.add((item.t_infer_end - frame.t_mono) * 1000.0)
+        self.metrics.capture_to_result_ms.add_seconds(item.t_infer_end - frame.t_mono)
         count = self._processed_per_source.get(frame.source_id, 0)
         self._processed_per_source[frame.source_id] = count + 1
 

@@ -50,7 +50,8 @@ from edge_sdk.transport.errors import MqttConfigError, PayloadError, TopicError,
 from edge_sdk.transport.payloads import OFFLINE, ONLINE, Envelope, EnvelopeBuilder, presence_body
 from edge_sdk.transport.properties import properties_from_dict, properties_to_dict
 from edge_sdk.transport.spool import Spool, SpooledMessage
-from edge_sdk.transport.stats import LatencyWindow, RateLimitedLog
+from edge_sdk.latency import LatencyWindow
+from edge_sdk.transport.stats import RateLimitedLog
 from edge_sdk.transport.topics import MessageKind, default_priority, kind_of_topic, strip_shared
 
 logger = logging.getLogger(__name__)
@@ -565,8 +566,8 @@ class MqttClient:
             spool_id=message.id, topic=message.topic, kind=message.kind, priority=message.priority,
             created=message.created, latency_s=max(0.0, now - message.created), rtt_s=acked_mono - entry.sent_mono,
         )
-        self._latency.add(delivery.latency_s)
-        self._rtt.add(acked_mono - entry.sent_mono)
+        self._latency.add_seconds(delivery.latency_s)
+        self._rtt.add_seconds(acked_mono - entry.sent_mono)
         if self.on_ack is not None:
             try:
                 self.on_ack(delivery)
@@ -761,8 +762,8 @@ class MqttClient:
             "spool_bytes": spool["bytes"],
             "qos0_sent": counters.qos0_sent,
             "qos0_dropped": counters.qos0_dropped,
-            "ack_latency_ms": self._latency.summary_ms(),
-            "rtt_ms": self._rtt.summary_ms(),
+            "ack_latency_ms": self._latency.summary(),
+            "rtt_ms": self._rtt.summary(),
             "connects": counters.connects,
             "disconnects": counters.disconnects,
             "connect_failures": counters.connect_failures,
