@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -40,17 +39,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_sdk.latency import LatencyWindow
 from edge_sdk.transport.config import MqttConfig, TlsConfig
 from edge_sdk.transport.errors import MqttConfigError, PayloadError, TopicError, TransportError
+from edge_sdk.transport.messages import Delivery, InboundMessage, MessageHandler
+from edge_sdk.transport.paho_setup import build_paho_client, connect_properties
 from edge_sdk.transport.payloads import OFFLINE, ONLINE, Envelope, EnvelopeBuilder, presence_body
 from edge_sdk.transport.properties import properties_from_dict, properties_to_dict
 from edge_sdk.transport.spool import Spool, SpooledMessage
-from edge_sdk.latency import LatencyWindow
 from edge_sdk.transport.stats import RateLimitedLog
 from edge_sdk.transport.topics import MessageKind, default_priority, kind_of_topic, strip_shared
 
@@ -59,71 +59,6 @@ logger = logging.getLogger(__name__)
 RESEND_HOLD_S = 10.0
 
 __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
-
-
-class _PahoClient(mqtt.Client):
-    """paho client that remembers why the last connection attempt failed.
-
-    paho's `on_connect_fail` callback carries no exception, so the reason
-    (refused, timed out, certificate verify failed) is kept here for the logs.
-    NOTE: this overrides paho's private `_create_socket` (paho-mqtt 2.2); if a
-    later paho renames it, only the failure detail is lost.
-    """
-
-    last_connect_error: BaseException | None = None
-
-    def _create_socket(self) -> Any:
-        try:
-            sock = super()._create_socket()
-        except OSError as exc:
-            self.last_connect_error = exc
-            raise
-        self.last_connect_error = None
-        return sock
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """A received message handed to a subscription handler.
-
-    With `MqttConfig.manual_ack` the handler, or the code it hands the message
-    to, must call `ack()` once the message is safely processed. Without it,
-    paho acknowledges the message when the handler returns and `ack()` does
-    nothing.
-    """
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    mid: int
-    properties: Properties | None = None
-    _ack: Callable[[], None] | None = field(default=None, repr=False)
-
-    def ack(self) -> None:
-        if self._ack is not None:
-            self._ack()
-
-
-MessageHandler = Callable[[InboundMessage], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A spooled message the broker acknowledged.
-
-    `latency_s` runs from the spool `put` to the acknowledgement, including
-    time spent queued during an outage. `rtt_s` runs from the hand-over to
-    paho to the acknowledgement.
-    """
-
-    spool_id: int
-    topic: str
-    kind: str
-    priority: int
-    created: float
-    latency_s: float
-    rtt_s: float
 
 
 @dataclass(slots=True)
@@ -202,25 +137,7 @@ class MqttClient:
     # --- setup ----------------------------------------------------------------------------------
 
     def _make_paho(self) -> mqtt.Client:
-        cfg = self.config
-        client = _PahoClient(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=mqtt.MQTTv5 if cfg.is_v5 else mqtt.MQTTv311,
-            transport=cfg.transport,
-            clean_session=None if cfg.is_v5 else cfg.clean_start,
-            manual_ack=cfg.manual_ack,
-        )
-        client.suppress_exceptions = True
-        client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)  # type: ignore[arg-type]
-        client.connect_timeout = cfg.connect_timeout
-        # The sender thread enforces inflight_window. paho's own limit stays off (0) because paho 2.2
-        # stops resending after a reconnect at the first message it had queued over its limit.
-        client.max_inflight_messages_set(0)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls is not None:
-            self._apply_tls(client, cfg.tls)
+        client = build_paho_client(self.config)
         self._set_will(client)
         client.on_connect = self._guard(self._handle_connect)
         client.on_connect_fail = self._guard(self._handle_connect_fail)
@@ -229,21 +146,6 @@ class MqttClient:
         client.on_subscribe = self._guard(self._handle_subscribe)
         client.on_message = self._guard(self._handle_message)
         return client
-
-    @staticmethod
-    def _apply_tls(client: mqtt.Client, tls: TlsConfig) -> None:
-        try:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
-            if tls.cert_file is not None:
-                context.load_cert_chain(tls.cert_file, tls.key_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise MqttConfigError(
-                f"TLS files could not be loaded (ca_file={tls.ca_file!r}, cert_file={tls.cert_file!r}, "
-                f"key_file={tls.key_file!r}): {exc}; check that they are PEM files and that the key matches the certificate"
-            ) from exc
-        if tls.insecure:
-            context.check_hostname = False
-        client.tls_set_context(context)
 
     def _presence_payload(self, state: str, **extra: Any) -> bytes:
         assert self._presence is not None
@@ -256,13 +158,6 @@ class MqttClient:
             return
         payload = self._presence_payload(OFFLINE, reason="connection lost (last will)")
         client.will_set(self.config.status_topic, payload, qos=1, retain=True)
-
-    def _connect_properties(self) -> Properties | None:
-        if not self.config.is_v5:
-            return None
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = 0 if self.config.clean_start else self.config.session_expiry
-        return properties
 
     def _guard(self, callback: Callable[..., None]) -> Callable[..., None]:
         """Wrap a paho callback so an exception is logged and counted instead of reaching the network loop."""
@@ -292,7 +187,7 @@ class MqttClient:
                 self.config.port,
                 keepalive=int(self.config.keepalive),
                 clean_start=self.config.clean_start if self.config.is_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                properties=self._connect_properties(),
+                properties=connect_properties(self.config),
             )
         except ValueError as exc:
             raise MqttConfigError(f"cannot connect to {self.config.address}: {exc}") from exc
