@@ -28,7 +28,9 @@ COMPILE_TIMEOUT_S = 600.0
 INSTALL_HINT = (
     "edgetpu_compiler is not on PATH, so the package holds the int8 model, not yet compiled for the Edge TPU. "
     "Install the compiler on an x86-64 Debian/Ubuntu machine (package edgetpu-compiler from Coral's apt repository), "
-    "then run: edgetpu_compiler -s -o OUTDIR PACKAGE/model.tflite, and ship OUTDIR/model_edgetpu.tflite"
+    "then run: edgetpu_compiler -s -o OUTDIR PACKAGE/model.tflite. Put the result into the package with: "
+    "edge-sdk attach-edgetpu PACKAGE OUTDIR/model_edgetpu.tflite --log OUTDIR/model_edgetpu.log "
+    "(it checks the file and updates the manifest's sha256; replacing model.tflite by hand fails that check)"
 )
 
 _VERSION = re.compile(r"Edge TPU Compiler version\s+(\S+)")
