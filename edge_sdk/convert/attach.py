@@ -294,7 +294,14 @@ def _write_files(
                               "check free space and permissions and run the command again") from exc
         raise
     if len(staged) == 3 and report_path is not None:
-        os.replace(staged[2], report_path)
+        try:
+            os.replace(staged[2], report_path)
+        except OSError as exc:
+            staged[2].unlink(missing_ok=True)
+            raise AttachError(
+                f"{package} now contains the compiled model, but writing the report {report_path} failed ({exc}): "
+                "the report still describes the CPU model; check its folder's permissions"
+            ) from exc
 
 
 def _stage(folder: Path, data: bytes, mode: int) -> Path:
