@@ -69,6 +69,10 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from edge_sdk.convert.source import quiet_tensorflow_logging
+
+    # Before edge_sdk.convert can import TensorFlow, because TF reads its C++ log level once at import.
+    quiet_tensorflow_logging(getattr(args, "verbose", 0))
     from edge_sdk.convert import AccuracyGateError, ConvertOptions, convert
 
     options = ConvertOptions(
@@ -97,17 +101,18 @@ def run_convert(args: argparse.Namespace) -> int:
         report = convert(options)
     except AccuracyGateError as exc:
         if exc.report is not None:
-            _print(exc.report, args.json)
-        print(f"edge-sdk convert: error: {exc}", file=sys.stderr)
+            # The report contains the same error text, so the tables are printed without it.
+            _print(exc.report, args.json, show_error=False)
+        print(f"edge-sdk convert: error: no package written: {exc}", file=sys.stderr)
         return 1
     _print(report, args.json)
     return 0
 
 
-def _print(report: object, as_json: bool) -> None:
+def _print(report: object, as_json: bool, show_error: bool = True) -> None:
     from edge_sdk.convert import render_report
 
     if as_json:
         sys.stdout.write(report.to_json())
     else:
-        render_report(report)
+        render_report(report, show_error=show_error)

@@ -146,11 +146,11 @@ def check_samples(array: np.ndarray, spec: InputSpec, source: str) -> Calibratio
     if array.ndim != 4:
         raise CalibrationError(
             f"calibration set {source} has shape {array.shape}: expected [samples, height, width, channels] "
-            f"with {spec.channels} channels"
+            f"with {_count(spec.channels, 'channel')}"
         )
     if array.shape[-1] != spec.channels:
         raise CalibrationError(
-            f"calibration samples of {source} have {array.shape[-1]} channels but the model input has {spec.channels}: "
+            f"calibration samples of {source} have {_count(array.shape[-1], 'channel')} but the model input has {spec.channels}: "
             "convert the images to the model's color order"
         )
     if array.dtype == np.uint8:
@@ -171,6 +171,11 @@ def check_samples(array: np.ndarray, spec: InputSpec, source: str) -> Calibratio
         bad = int(np.flatnonzero(~finite)[0])
         raise CalibrationError(f"calibration sample {bad} of {source} contains NaN or infinite values: fix or drop that sample")
     return CalibrationSet(array.astype(np.float32), source, "tensors")
+
+
+def _count(number: int, noun: str) -> str:
+    """Return "1 channel" or "3 channels"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _pixels_to_bgr(array: np.ndarray, spec: InputSpec) -> list[np.ndarray]:

@@ -12,9 +12,16 @@ are supported. Outputs are compared in the order the source lists them.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import importlib.util
+import io
 import logging
+import os
+import re
+import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,15 @@ logger = logging.getLogger(__name__)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 SAVED_MODEL_FILE = "saved_model.pb"
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header, or the end record of an empty archive
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# HDF5 allows a user block before the superblock, so its signature may sit at 0, 512, 1024, 2048, ... bytes.
+HDF5_MAX_USER_BLOCK = 1 << 20
+# Lines the TFLite converter (TensorFlow 2.21) writes to file descriptor 2 on every conversion, logged at DEBUG:
+# C++ INFO lines ("I0000 00:00:... reader.cc:83] Reading SavedModel from ...") and the quantizer's settings.
+# TF_CPP_MIN_LOG_LEVEL per -v count: 2 hides TensorFlow's C++ INFO and WARNING lines, 1 hides INFO, 0 shows all.
+TF_CPP_LOG_LEVEL_BY_VERBOSITY = ("2", "1", "0")
+NATIVE_NOISE = re.compile(r"I\d{4} [\d:.]+ +\d+ \S+:\d+\]|fully_quantize: \d")
 
 # A factory returns a ready `tf.lite.TFLiteConverter`; the name goes into logs and the report.
 ConverterFactory = Callable[[], Any]
@@ -50,9 +66,14 @@ class SourceModel:
         return self.predict_fn(np.asarray(batch, dtype=np.float32))
 
     def iter_converters(self) -> Iterator[tuple[str, Any]]:
-        """Yield (strategy name, fresh TFLite converter), the preferred strategy first."""
+        """Yield (strategy name, fresh TFLite converter), the preferred strategy first.
+
+        Each converter's `convert()` sends what TensorFlow prints to the DEBUG log instead of the terminal.
+        """
         for strategy, factory in self.converter_factories:
-            yield strategy, factory()
+            converter = factory()
+            converter.convert = _logging_output(converter.convert, f"{self.name} ({strategy})")
+            yield strategy, converter
 
     def close(self) -> None:
         """Delete the temporary SavedModel exports; safe to call twice."""
@@ -73,6 +94,37 @@ def require_tensorflow() -> None:
             "edge-sdk convert needs TensorFlow, which is not installed in this environment: "
             "pip install 'edge-sdk[convert]' on the machine that converts models (the vehicle does not need it)"
         )
+
+
+def quiet_tensorflow_logging(verbosity: int = 0) -> None:
+    """Keep TensorFlow's start-up and progress logging off the terminal unless -v or -vv requests it.
+
+    For the command line only, because it changes the process environment.
+    TF_CPP_MIN_LOG_LEVEL takes effect only when set before TensorFlow is
+    imported, and a value the user set is kept. TensorFlow's and absl's Python
+    loggers are held at WARNING, so their warnings and errors still show.
+    """
+    level = TF_CPP_LOG_LEVEL_BY_VERBOSITY[min(max(verbosity, 0), len(TF_CPP_LOG_LEVEL_BY_VERBOSITY) - 1)]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", level)
+    if "tensorflow" in sys.modules:
+        logger.debug("TensorFlow was imported before convert started, so TF_CPP_MIN_LOG_LEVEL has no effect")
+    for name in ("tensorflow", "absl"):
+        python_logger = logging.getLogger(name)
+        python_logger.setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+        if not any(isinstance(existing, _RetracingFilter) for existing in python_logger.filters):
+            python_logger.addFilter(_RetracingFilter())
+
+
+class _RetracingFilter(logging.Filter):
+    """Drop TensorFlow's tf.function retracing warnings unless the logger is at DEBUG.
+
+    They concern the speed of the float model during evaluation, which the user of convert cannot change.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "triggered tf.function retracing" not in record.getMessage():
+            return True
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def check_source_path(path: Path) -> None:
@@ -99,10 +151,66 @@ def load_source_model(source: str | Path | Any) -> SourceModel:
             f"model {path} has suffix {path.suffix or '(none)'!r}: expected a Keras model ({', '.join(KERAS_SUFFIXES)}) "
             "or a SavedModel directory; convert a .tflite with `edge-sdk inspect` instead"
         )
+    check_keras_signature(path)
     model = _load_keras_file(path)
     # The stem of model.keras is too generic, so reports and manifests use the Keras model's own name.
     name = getattr(model, "name", None) if path.stem == "model" else path.stem
     return _from_keras(model, name or path.stem)
+
+
+def check_keras_signature(path: Path) -> None:
+    """Raise SourceModelError when a `.keras` file is not a zip archive or an `.h5`/`.hdf5` file is not HDF5.
+
+    Keras reports such a file as "File not found" although it exists, so the
+    signature is read before the file reaches Keras.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+            is_hdf5 = _has_hdf5_signature(handle, path.stat().st_size)
+    except OSError as exc:
+        raise SourceModelError(f"model {path} could not be read ({exc}): check the file's permissions") from exc
+    is_zip = head.startswith(ZIP_SIGNATURES)
+    suffix = path.suffix.lower()
+    if (suffix == ".keras" and is_zip) or (suffix != ".keras" and is_hdf5):
+        return
+
+    if suffix == ".keras":
+        rule = "a .keras file is a zip archive (it starts with the bytes 'PK')"
+    else:
+        rule = f"a {suffix} file is an HDF5 file (it starts with the bytes '\\x89HDF')"
+    if is_hdf5:
+        action = f"This file is HDF5, so rename it to {path.with_suffix('.h5').name}"
+    elif is_zip:
+        action = f"This file is a zip archive, so rename it to {path.with_suffix('.keras').name}"
+    else:
+        action = "Pass the file written by model.save('model.keras') or model.save('model.h5'), or a SavedModel directory"
+    raise SourceModelError(f"model {path} is not a Keras model file: {rule}, but this file {_describe_start(head)}. {action}")
+
+
+def _has_hdf5_signature(handle: io.BufferedReader, size: int) -> bool:
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size and offset <= HDF5_MAX_USER_BLOCK:
+        handle.seek(offset)
+        if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            return True
+        offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def _describe_start(head: bytes) -> str:
+    """Describe the first bytes of a file for an error message: empty, text, or hex bytes."""
+    if not head:
+        return "is empty"
+    # An incremental decoder accepts a character cut off at the end of the 64 bytes.
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        text = None
+    if text and all(char.isprintable() or char in "\t\r\n" for char in text):
+        first_line = text.strip().splitlines()[0] if text.strip() else text
+        return f"starts with the text {first_line[:40]!r}"
+    return f"starts with the bytes {head[:8].hex(' ')}"
 
 
 def _load_keras_file(path: Path) -> Any:
@@ -120,6 +228,61 @@ def _load_keras_file(path: Path) -> Any:
         ) from exc
 
 
+def _logging_output(convert: Callable[[], bytes], label: str) -> Callable[[], bytes]:
+    """Wrap a TFLite converter's `convert()` so the progress lines TensorFlow prints go to the DEBUG log.
+
+    Keras' `model.export`, which `from_keras_model` calls, prints the exported
+    signature ("Saved artifact at ...") to stdout. The C++ converter writes
+    lines such as "fully_quantize: 0, inference_type: 6" straight to file
+    descriptor 2. Lines matching `NATIVE_NOISE` go to DEBUG, and every other
+    line written to descriptor 2 is written back to stderr unchanged once the
+    conversion returns.
+    """
+
+    def convert_logged() -> bytes:
+        printed = io.StringIO()
+        with warnings.catch_warnings(), _capture_native_stderr(label), contextlib.redirect_stdout(printed):
+            # The int8 converter warns about missing input statistics although the
+            # representative dataset supplies them.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            try:
+                return convert()
+            finally:
+                if printed.getvalue().strip():
+                    logger.debug("TensorFlow output while converting %s:\n%s", label, printed.getvalue().rstrip())
+
+    return convert_logged
+
+
+@contextlib.contextmanager
+def _capture_native_stderr(label: str) -> Iterator[None]:
+    """Capture file descriptor 2 into a temporary file, then log the noise and write the rest back."""
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            captured.seek(0)
+            _replay_native_output(captured.read().decode("utf-8", errors="replace"), label)
+
+
+def _replay_native_output(text: str, label: str) -> None:
+    kept = []
+    for line in text.splitlines():
+        if NATIVE_NOISE.match(line):
+            logger.debug("TensorFlow while converting %s: %s", label, line)
+        elif line.strip():
+            kept.append(line)
+    if kept:
+        sys.stderr.write("\n".join(kept) + "\n")
+        sys.stderr.flush()
+
+
 def _from_keras(model: Any, name: str) -> SourceModel:
     import keras
 
@@ -129,7 +292,8 @@ def _from_keras(model: Any, name: str) -> SourceModel:
     if batch not in (None, 1):
         raise SourceModelError(f"model {name} has a fixed batch of {batch}: edge targets run batch 1; rebuild the model with batch None or 1")
     if batch_was_dynamic:
-        logger.warning("model %s has a dynamic batch dimension: pinning it to 1 for the edge targets", name)
+        # INFO, not WARNING: the pipeline puts the same fact into the report's warnings, which the CLI prints.
+        logger.info("model %s has a dynamic batch dimension: pinning it to 1 for the edge targets", name)
 
     def predict(batch_array: np.ndarray) -> list[np.ndarray]:
         outputs = model(batch_array, training=False)
@@ -201,7 +365,7 @@ def _from_saved_model(path: Path) -> SourceModel:
     height, width, channels = (int(dim) for dim in shape[1:])
     batch_was_dynamic = shape[0] is None
     if batch_was_dynamic:
-        logger.warning("model %s has a dynamic batch dimension: pinning it to 1 for the edge targets", path)
+        logger.info("model %s has a dynamic batch dimension: pinning it to 1 for the edge targets", path)
 
     def predict(batch_array: np.ndarray) -> list[np.ndarray]:
         outputs = signature(**{input_name: tf.constant(batch_array, dtype=spec.dtype)})

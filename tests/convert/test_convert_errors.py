@@ -22,6 +22,7 @@ from edge_sdk.convert import (
     convert,
 )
 from edge_sdk.convert.calibration import check_samples, load_calibration
+from edge_sdk.convert.source import check_keras_signature
 from edge_sdk.package.manifest import InputSpec
 
 SPEC = InputSpec(shape=(1, 32, 32, 3), dtype="float32")
@@ -41,9 +42,47 @@ def test_text_file_named_keras_is_rejected(tmp_path):
     fake.write_text("this is not a model\n")
     with pytest.raises(SourceModelError) as caught:
         convert(ConvertOptions(model=fake, output=tmp_path / "pkg", quantize="fp32"))
-    assert str(fake) in str(caught.value)
-    assert "could not be loaded" in str(caught.value)
+    message = str(caught.value)
+    assert str(fake) in message
+    assert "is not a Keras model file" in message
+    assert "zip archive" in message
+    assert "starts with the text 'this is not a model'" in message
+    assert "model.save(" in message
+    assert "File not found" not in message
     assert not (tmp_path / "pkg").exists()
+
+
+HDF5_START = b"\x89HDF\r\n\x1a\n"
+ZIP_START = b"PK\x03\x04"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("weights.h5", b"not hdf5 either\n", ["an HDF5 file", "starts with the text 'not hdf5 either'"]),
+        ("model.keras", HDF5_START + bytes(32), ["zip archive", "89 48 44 46", "rename it to model.h5"]),
+        ("model.h5", ZIP_START + bytes(32), ["an HDF5 file", "50 4b 03 04", "rename it to model.keras"]),
+        ("model.keras", b"", ["is empty"]),
+        ("model.hdf5", b"\x00\xff\x10\x80" * 4, ["an HDF5 file", "00 ff 10 80"]),
+    ],
+    ids=["text-h5", "hdf5-named-keras", "zip-named-h5", "empty", "binary-hdf5"],
+)
+def test_keras_signature_mismatch_explained(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SourceModelError) as caught:
+        check_keras_signature(path)
+    message = str(caught.value)
+    assert f"model {path} is not a Keras model file" in message
+    for part in expected:
+        assert part in message
+
+
+def test_keras_signature_accepts_hdf5_user_block(tmp_path):
+    # HDF5 may start with a user block, which moves the signature to byte 512 or a later power of two.
+    path = tmp_path / "model.h5"
+    path.write_bytes(bytes(512) + HDF5_START + bytes(64))
+    check_keras_signature(path)
 
 
 def test_tflite_file_is_not_a_source_model(tmp_path):
@@ -156,11 +195,21 @@ def test_calibration_wrong_shape_names_shapes(tmp_path):
     assert str(array) in message
 
 
-def test_calibration_wrong_channels_rejected():
+@pytest.mark.parametrize(("channels", "phrase"), [(1, "have 1 channel but"), (4, "have 4 channels but")])
+def test_calibration_wrong_channels_rejected(channels, phrase):
     with pytest.raises(CalibrationError) as caught:
-        check_samples(np.zeros((4, 32, 32, 1), dtype=np.uint8), SPEC, "frames.npy")
-    assert "1 channels" in str(caught.value)
+        check_samples(np.zeros((4, 32, 32, channels), dtype=np.uint8), SPEC, "frames.npy")
+    assert phrase in str(caught.value)
+    assert "the model input has 3" in str(caught.value)
     assert "frames.npy" in str(caught.value)
+
+
+def test_calibration_wrong_rank_names_one_channel():
+    gray = InputSpec(shape=(1, 32, 32, 1), dtype="float32", color_order="GRAY")
+    with pytest.raises(CalibrationError) as caught:
+        check_samples(np.zeros((4, 32), dtype=np.uint8), gray, "frames.npy")
+    assert "with 1 channel" in str(caught.value)
+    assert "1 channels" not in str(caught.value)
 
 
 def test_calibration_nan_sample_is_named():
