@@ -57,6 +57,10 @@ from edge_sdk.transport.topics import MessageKind, default_priority, kind_of_top
 logger = logging.getLogger(__name__)
 
 RESEND_HOLD_S = 10.0
+# A spooled message in flight each time the broker closed a young connection (younger than
+# POISON_WINDOW_S, nothing acknowledged on it) this many times in a row is taken for the cause.
+POISON_STRIKES = 3
+POISON_WINDOW_S = 10.0
 
 __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
 
@@ -126,6 +130,11 @@ class MqttClient:
         self._first_connect_done = False
         self._hold_until = 0.0
         self._window = config.inflight_window
+        self._connected_mono = 0.0
+        self._acks_this_connection = 0
+        self._strikes = 0
+        self._strike_id: int | None = None
+        self._poison: SpooledMessage | None = None
         self._max_packet: int | None = None
         self._started = False
         self._stopping = False
@@ -429,6 +438,8 @@ class MqttClient:
         # Runs on the network thread while paho holds its message lock: only queue the ack here and
         # let the sender thread do the SQLite work, so no lock order can deadlock with publish().
         self._acks.append((mid, reason_code, time.monotonic()))
+        if mid in self._inflight:  # a QoS 0 send calls on_publish too, and proves nothing
+            self._acks_this_connection += 1
         self._wake.set()
 
     def _process_acks(self) -> None:
@@ -482,6 +493,10 @@ class MqttClient:
             )
             return
         self._counters.connects += 1
+        self._connected_mono = time.monotonic()
+        self._acks_this_connection = 0
+        if self._poison is not None:
+            self._drop_poison(client, self._poison)
         logger.info(
             "MQTT client %r connected to %s (session present: %s, %d messages spooled)",
             self.config.client_id, self.config.address, flags.session_present, self.spool.depth,
@@ -535,8 +550,8 @@ class MqttClient:
         if not was_connected:
             return
         self._counters.disconnects += 1
-        # NOTE: a message that makes the broker drop the connection (other than by its size) is resent
-        # by paho after every reconnect; that loop shows only as connects and disconnects climbing.
+        if not self._stopping:
+            self._count_strike()
         if self._stopping:
             logger.info("MQTT client %r disconnected from %s", self.config.client_id, self.config.address)
         else:
@@ -546,6 +561,49 @@ class MqttClient:
                 self.config.client_id, self.config.address, reason_code, len(self._inflight), self.spool.depth,
             )
         self._notify_connection(False, str(reason_code))
+
+    def _count_strike(self) -> None:
+        """Track the message in flight first while the broker keeps closing young connections.
+
+        Such a message (a topic the broker finds malformed, say) would
+        otherwise be resent after every reconnect and block everything behind
+        it. After POISON_STRIKES strikes the next connect removes it.
+        """
+        with self._lock:
+            young = time.monotonic() - self._connected_mono < POISON_WINDOW_S
+            oldest = next(iter(self._inflight.values()), None)
+            if not young or self._acks_this_connection or oldest is None:
+                self._strikes, self._strike_id = 0, None
+                return
+            if oldest.message.id == self._strike_id:
+                self._strikes += 1
+            else:
+                self._strikes, self._strike_id = 1, oldest.message.id
+            if self._strikes >= POISON_STRIKES:
+                self._poison = oldest.message
+                self._strikes, self._strike_id = 0, None
+
+    def _drop_poison(self, client: mqtt.Client, message: SpooledMessage) -> None:
+        """Remove the suspected message before paho resends it, and let the spool resend the others.
+
+        Runs in on_connect, before paho's resend loop: `drop_out_messages()`
+        empties paho's queue, and the rows of the other messages, still in the
+        spool, go out again from the sender thread (at least once).
+        """
+        self._poison = None
+        self.spool.remove([message.id])
+        client.drop_out_messages()
+        with self._lock:
+            resent = sum(1 for entry in self._inflight.values() if entry.message.id != message.id)
+            self._inflight.clear()
+            self._counters.rejected[message.kind] += 1
+        self._counters.last_error = f"message {message.id} on {message.topic} removed: the broker closed the connection each time it was sent"
+        logger.error(
+            "spooled message %d (%s) on %r was in flight each of the last %d times the broker closed the connection within %.0f s "
+            "of connecting; it is removed from the spool and counted as rejected, and %d other messages go out again. "
+            "Check the broker log for why it closed the connection",
+            message.id, message.kind, message.topic, POISON_STRIKES, POISON_WINDOW_S, resent,
+        )
 
     def _notify_connection(self, connected: bool, reason: str) -> None:
         if self.on_connection_change is None:

@@ -216,6 +216,28 @@ def test_client_skips_unsendable_spooled_message(mosquitto, tmp_path: Path) -> N
     assert "fleet/+/results" in stats["last_error"]
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_client_removes_message_broker_disconnects_on(mosquitto, tmp_path: Path, protocol: str) -> None:
+    """A spooled row that makes Mosquitto close the connection (a NUL in its topic) is removed after a few tries."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.put("fleet/car-1\x00/results", b"written by a buggy tool", kind="results")
+    topics = Topics("fleet", "car-1")
+    builder = EnvelopeBuilder("car-1")
+    with Collector(mosquitto.url, topics.results) as collector:
+        with _publisher(mosquitto.url, spool, protocol=protocol) as publisher:
+            for index in range(5):
+                publisher.publish(topics.results, builder.build(MessageKind.RESULTS, {"index": index}))
+            assert collector.wait_for(lambda got: len({e.body["index"] for e in got}) == 5, 60), publisher.stats()
+            assert publisher.wait_drained(10)
+            stats = publisher.stats()
+
+    assert stats["rejected"] == {"results": 1}
+    assert "closed the connection" in stats["last_error"]
+    assert stats["disconnects"] >= 3
+    assert spool.depth == 0
+    assert sorted({e.body["index"] for e in collector.envelopes}) == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("topic", ["", "fleet/+/results", "fleet/#", "fleet/car\x00/results"])
 def test_client_publish_rejects_invalid_topic(topic: str) -> None:
     client = MqttClient(MqttConfig(client_id="offline"))
