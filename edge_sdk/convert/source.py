@@ -39,10 +39,10 @@ ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header, or the end
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 allows a user block before the superblock, so its signature may sit at 0, 512, 1024, 2048, ... bytes.
 HDF5_MAX_USER_BLOCK = 1 << 20
-# Lines the TFLite converter (TensorFlow 2.21) writes to file descriptor 2 on every conversion, logged at DEBUG:
-# C++ INFO lines ("I0000 00:00:... reader.cc:83] Reading SavedModel from ...") and the quantizer's settings.
 # TF_CPP_MIN_LOG_LEVEL per -v count: 2 hides TensorFlow's C++ INFO and WARNING lines, 1 hides INFO, 0 shows all.
 TF_CPP_LOG_LEVEL_BY_VERBOSITY = ("2", "1", "0")
+# Lines the TFLite converter (TensorFlow 2.21) writes to file descriptor 2 on every conversion, logged at DEBUG:
+# C++ INFO lines ("I0000 00:00:... reader.cc:83] Reading SavedModel from ...") and the quantizer's settings.
 NATIVE_NOISE = re.compile(r"I\d{4} [\d:.]+ +\d+ \S+:\d+\]|fully_quantize: \d")
 
 # A factory returns a ready `tf.lite.TFLiteConverter`; the name goes into logs and the report.
@@ -102,7 +102,7 @@ def quiet_tensorflow_logging(verbosity: int = 0) -> None:
     For the command line only, because it changes the process environment.
     TF_CPP_MIN_LOG_LEVEL takes effect only when set before TensorFlow is
     imported, and a value the user set is kept. TensorFlow's and absl's Python
-    loggers are held at WARNING, so their warnings and errors still show.
+    loggers are held at WARNING (DEBUG with -vv), so their warnings and errors still show.
     """
     level = TF_CPP_LOG_LEVEL_BY_VERBOSITY[min(max(verbosity, 0), len(TF_CPP_LOG_LEVEL_BY_VERBOSITY) - 1)]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", level)
