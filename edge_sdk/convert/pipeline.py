@@ -26,7 +26,7 @@ from edge_sdk.convert import compiler as edgetpu_compiler
 from edge_sdk.convert.calibration import DEFAULT_SAMPLES, CalibrationSet, load_calibration
 from edge_sdk.convert.checks import check_graph
 from edge_sdk.convert.edgetpu import analyze_edgetpu
-from edge_sdk.convert.edgetpu_versions import check_op_versions
+from edge_sdk.convert.edgetpu_versions import VersionCheck, check_op_versions
 from edge_sdk.convert.errors import AccuracyGateError, ConvertError, ModelCheckError, TargetCompatibilityError
 from edge_sdk.convert.evaluate import TfliteRunner, compare, run_all
 from edge_sdk.convert.graph import read_graph
@@ -99,6 +99,8 @@ def convert(options: ConvertOptions) -> ConversionReport:
     """
     if options.task not in TASKS:
         raise ConvertError(f"task {options.task!r} is unknown: expected one of {', '.join(TASKS)}")
+    if not options.max_accuracy_drop >= 0.0:  # also rejects NaN
+        raise ConvertError(f"max_accuracy_drop {options.max_accuracy_drop} is invalid: use a number of percentage points >= 0")
     if options.task != "classification":
         # NOTE: the gate compares top-1 classes, and the manifest gets no detection
         # output mapping, so detection and segmentation models are not converted yet.
@@ -125,7 +127,36 @@ def convert(options: ConvertOptions) -> ConversionReport:
             report.warnings.append("int8 was not tried because no --calibration set was given")
         if source.batch_was_dynamic:
             report.warnings.append(f"the source model has a dynamic batch dimension; it was pinned to 1 for {options.target}")
-        return _convert_loaded(source, options, modes, report)
+        with _WarningsInto(report):
+            try:
+                return _convert_loaded(source, options, modes, report)
+            except ConvertError as exc:
+                # The gate and the Edge TPU check write the report themselves, with their own error text.
+                if report.error is None:
+                    report.error = str(exc)
+                    logger.info("report written to %s", report.write(_report_path(options)))
+                raise
+
+
+class _WarningsInto(logging.Handler):
+    """Copy the converter's log warnings (a cast calibration array, say) into the report while it is built."""
+
+    def __init__(self, report: ConversionReport) -> None:
+        super().__init__(level=logging.WARNING)
+        self.report = report
+        self._logger = logging.getLogger("edge_sdk.convert")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.report.warnings:
+            self.report.warnings.append(message)
+
+    def __enter__(self) -> _WarningsInto:
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self)
 
 
 def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[str], report: ConversionReport) -> ConversionReport:
@@ -151,12 +182,15 @@ def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[st
 
     chosen = _choose(report, modes)
     if chosen is None:
+        if options.target == "coral" and "int8" in built:
+            # The Edge TPU findings matter even when the gate failed: they may be why it failed.
+            _record_edgetpu_findings(built["int8"][0], report)
         return _fail_gate(report, options, modes)
     report.chosen_mode = chosen
     model_bytes, input_detail = built[chosen]
     compiled = False
     if options.target == "coral":
-        model_bytes, compiled = _coral_steps(model_bytes, options, report)
+        model_bytes, compiled = _coral_steps(model_bytes, options, report, source.name)
     write_package_for(options, report, source, spec, labels, model_bytes, input_detail, chosen, compiled, _report_path(options))
     return report
 
@@ -254,13 +288,32 @@ def _fail_gate(report: ConversionReport, options: ConvertOptions, modes: list[st
     raise AccuracyGateError(f"{report.error}; report written to {path}", report)
 
 
-def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: ConversionReport) -> tuple[bytes, bool]:
+def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: ConversionReport, model_name: str) -> tuple[bytes, bool]:
     """Check the int8 model against the Edge TPU rules and compile it when edgetpu_compiler is on PATH.
 
     Without a compiler, op versions it is known not to parse stop the
     conversion. With one, its own run decides, and those findings stay in the
     report as warnings.
     """
+    versions = _record_edgetpu_findings(model_bytes, report)
+    compiler_path = edgetpu_compiler.find_compiler() if options.run_compiler else None
+    if versions.errors and compiler_path is None:
+        report.error = versions.message()
+        path = _report_path(options)
+        report.write(path)
+        raise TargetCompatibilityError(f"{model_name} cannot be compiled for the Edge TPU: {report.error}. No package was written; report written to {path}")
+    if versions.errors:
+        report.warnings.append(versions.message())
+    if compiler_path is None:
+        report.compiler = {"compiled": False, "hint": edgetpu_compiler.INSTALL_HINT}
+        return model_bytes, False
+    result = edgetpu_compiler.compile_for_edgetpu(model_bytes, compiler_path)
+    report.compiler = {"compiled": True, **result.log.to_dict()}
+    return result.model_bytes, True
+
+
+def _record_edgetpu_findings(model_bytes: bytes, report: ConversionReport) -> VersionCheck:
+    """Put the Edge TPU op placement and op-version findings into the report; return the version check."""
     graph = read_graph(model_bytes)
     analysis = analyze_edgetpu(graph)
     versions = check_op_versions(graph)
@@ -271,20 +324,7 @@ def _coral_steps(model_bytes: bytes, options: ConvertOptions, report: Conversion
             f"({analysis.cpu_ops[0].op}: {analysis.cpu_ops[0].reason})"
         )
     report.warnings.extend(versions.warnings)
-
-    compiler_path = edgetpu_compiler.find_compiler() if options.run_compiler else None
-    if versions.errors and compiler_path is None:
-        report.error = "; ".join(versions.errors)
-        path = _report_path(options)
-        report.write(path)
-        raise TargetCompatibilityError(f"{options.model} cannot be compiled for the Edge TPU: {report.error}; no package was written, report written to {path}")
-    report.warnings.extend(versions.errors)
-    if compiler_path is None:
-        report.compiler = {"compiled": False, "hint": edgetpu_compiler.INSTALL_HINT}
-        return model_bytes, False
-    result = edgetpu_compiler.compile_for_edgetpu(model_bytes, compiler_path)
-    report.compiler = {"compiled": True, **result.log.to_dict()}
-    return result.model_bytes, True
+    return versions
 
 
 def _report_path(options: ConvertOptions) -> Path:

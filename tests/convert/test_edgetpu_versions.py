@@ -19,11 +19,24 @@ def _graph(ops: list[tuple[str, int]], min_runtime_version: str | None) -> Model
 
 
 def test_versions_reported_rejection_names_op():
-    check = check_op_versions(_graph([("QUANTIZE", 1), ("CONV_2D", 6)], None))
+    check = check_op_versions(_graph([("QUANTIZE", 1), ("CONV_2D", 6), ("CONV_2D", 6)], None))
 
     assert len(check.errors) == 1
-    assert "op 1 CONV_2D version 6" in check.errors[0]
+    assert check.errors[0].startswith("CONV_2D version 6")
     assert "google-coral/edgetpu/issues/631" in check.errors[0]
+    assert check.message().count("Replace those layers") == 1
+
+
+@pytest.mark.parametrize(
+    ("op", "errors", "warnings"),
+    [(("GELU", 2), 1, 0), (("ARG_MAX", 3), 1, 0), (("TILE", 3), 0, 1), (("MEAN", 3), 0, 1), (("MEAN", 2), 0, 0)],
+)
+def test_versions_table_names_op_type(op, errors, warnings):
+    check = check_op_versions(_graph([op], None))
+
+    assert len(check.errors) == errors
+    assert len(check.warnings) == warnings
+    assert all(f"{op[0]} version {op[1]}" in text for text in check.errors + check.warnings)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +91,7 @@ def _gelu_model():
 
 @pytest.mark.parametrize(
     ("build", "expected"),
-    [(_grouped_conv_model, "CONV_2D version 6"), (_gelu_model, "needs TFLite runtime 2.9.0")],
+    [(_grouped_conv_model, "CONV_2D version 6"), (_gelu_model, "GELU version 2 (added in TFLite 2.9.0)")],
     ids=["grouped-conv", "gelu"],
 )
 def test_coral_convert_rejects_new_op_version(tmp_path, monkeypatch, build, expected):
@@ -95,7 +108,10 @@ def test_coral_convert_rejects_new_op_version(tmp_path, monkeypatch, build, expe
         convert(ConvertOptions(model=build(), output=output, target="coral", calibration=calibration, max_accuracy_drop=100.0))
 
     assert expected in str(caught.value)
-    assert "no package was written" in str(caught.value)
+    if build is _gelu_model:
+        assert "CONV_2D" not in str(caught.value).split("Compiler")[0]
+    assert "No package was written" in str(caught.value)
+    assert "grouped_conv" in str(caught.value) or "gelu_conv" in str(caught.value)
     assert not (output / "manifest.json").exists()
     assert (tmp_path / "pkg.report.json").exists()
 
