@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edge_sdk.cli.demo",
     "edge_sdk.cli.runtime",
     "edge_sdk.cli.convert",
+    "edge_sdk.cli.attach",
     "edge_sdk.cli.run",
     "edge_sdk.cli.cloud",
 )

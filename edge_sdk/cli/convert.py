@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_sdk.cli import attach
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_convert)
-    # `edge-sdk attach-edgetpu` finishes a coral package that convert wrote without edgetpu_compiler.
-    attach.register(subparsers)
 
 
 def _floats(text: str) -> tuple[float, ...]:
