@@ -65,11 +65,30 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated list of numbers") from exc
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its start-up lines (absl, oneDNN, CPU features) sent to the debug log.
+
+    TensorFlow 2.21 prints them at any TF_CPP_MIN_LOG_LEVEL. A missing
+    TensorFlow is left to convert(), which explains how to install it.
+    """
+    import importlib.util
+
+    from edge_sdk.convert.source import capture_native_stderr
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    with capture_native_stderr("TensorFlow import"):
+        import tensorflow  # noqa: F401
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from edge_sdk.convert.source import quiet_tensorflow_logging
 
     # Before edge_sdk.convert can import TensorFlow, because TF reads its C++ log level once at import.
-    quiet_tensorflow_logging(getattr(args, "verbose", 0))
+    verbosity = getattr(args, "verbose", 0)
+    quiet_tensorflow_logging(verbosity)
+    if verbosity < 2:
+        _import_tensorflow_quietly()
     from edge_sdk.convert import AccuracyGateError, ConvertOptions, convert
 
     options = ConvertOptions(

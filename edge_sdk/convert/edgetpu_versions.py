@@ -103,12 +103,14 @@ class VersionCheck:
     warnings: tuple[str, ...]
 
     def message(self) -> str:
-        """Return one sentence for the errors, with the next step once at the end."""
-        return (
-            f"edgetpu_compiler {COMPILER_RELEASE} cannot parse {'; '.join(self.errors)}. Compiler {COMPILER_RELEASE} fails on "
-            f"CONV_2D version 6 from TFLite {_format(REJECTED_FROM_RUNTIME)} ({REPORTED_REJECTIONS[('CONV_2D', 6)]}), "
-            f"so its op registry predates that release. {NEXT_STEP}"
-        )
+        """Return the errors as one message, with the reasoning and the next step once each."""
+        text = f"edgetpu_compiler {COMPILER_RELEASE} cannot parse {'; '.join(self.errors)}."
+        if any("reported in" not in error for error in self.errors):
+            text += (
+                f" Its op registry predates TFLite {_format(REJECTED_FROM_RUNTIME)}: it is reported to fail on an op version "
+                f"that release added ({REPORTED_REJECTIONS[('CONV_2D', 6)]})."
+            )
+        return f"{text} {NEXT_STEP}"
 
     def to_dict(self) -> dict[str, object]:
         return {"min_runtime_version": self.min_runtime_version, "errors": list(self.errors), "warnings": list(self.warnings)}

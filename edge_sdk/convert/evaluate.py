@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.convert.errors import ModelCheckError
+from edge_sdk.convert.source import capture_native_stderr
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class TfliteRunner:
 
         self.model_path = model_path
         try:
-            handle = open_interpreter(model_path, num_threads=num_threads)
+            with capture_native_stderr(model_path.name):  # LiteRT prints a line when it creates the XNNPACK delegate
+                handle = open_interpreter(model_path, num_threads=num_threads)
         except RuntimeModelError as exc:
             raise ModelCheckError(f"the converted model does not load in the runtime ({exc}); no package was written") from exc
         self.backend = handle.backend

@@ -100,7 +100,7 @@ def convert(options: ConvertOptions) -> ConversionReport:
     if options.task not in TASKS:
         raise ConvertError(f"task {options.task!r} is unknown: expected one of {', '.join(TASKS)}")
     if not options.max_accuracy_drop >= 0.0:  # also rejects NaN
-        raise ConvertError(f"max_accuracy_drop {options.max_accuracy_drop} is invalid: use a number of percentage points >= 0")
+        raise ConvertError(f"max_accuracy_drop (--max-accuracy-drop) {options.max_accuracy_drop} is invalid: use a number of percentage points >= 0")
     if options.task != "classification":
         # NOTE: the gate compares top-1 classes, and the manifest gets no detection
         # output mapping, so detection and segmentation models are not converted yet.
@@ -148,6 +148,7 @@ class _WarningsInto(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        self.report.logged_warnings.add(message)
         if message not in self.report.warnings:
             self.report.warnings.append(message)
 
@@ -183,8 +184,11 @@ def _convert_loaded(source: SourceModel, options: ConvertOptions, modes: list[st
     chosen = _choose(report, modes)
     if chosen is None:
         if options.target == "coral" and "int8" in built:
-            # The Edge TPU findings matter even when the gate failed: they may be why it failed.
-            _record_edgetpu_findings(built["int8"][0], report)
+            # The Edge TPU findings matter even when the gate failed: they may be why it failed,
+            # and an op version the compiler cannot parse would stop the next attempt anyway.
+            versions = _record_edgetpu_findings(built["int8"][0], report)
+            if versions.errors:
+                report.warnings.append(versions.message())
         return _fail_gate(report, options, modes)
     report.chosen_mode = chosen
     model_bytes, input_detail = built[chosen]

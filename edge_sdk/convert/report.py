@@ -66,6 +66,8 @@ class ConversionReport:
     package: str | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    # Warnings that already went to the log, so the terminal view does not print them twice.
+    logged_warnings: set[str] = field(default_factory=set, repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -153,7 +155,7 @@ def render_report(report: ConversionReport, console: Any = None, show_error: boo
             console.print(f"edgetpu_compiler {compiler.get('version')}: {compiler.get('edgetpu_ops')} ops on the Edge TPU, {compiler.get('cpu_ops')} on the CPU")
         else:
             console.print(f"[yellow]{escape(str(compiler.get('hint')))}[/yellow]")
-    for warning in report.warnings:
+    for warning in (w for w in report.warnings if w not in report.logged_warnings):
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if report.succeeded:
         console.print(f"[green]wrote package {escape(str(report.package))} ({report.chosen_mode})[/green]")

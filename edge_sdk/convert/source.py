@@ -43,7 +43,10 @@ HDF5_MAX_USER_BLOCK = 1 << 20
 TF_CPP_LOG_LEVEL_BY_VERBOSITY = ("2", "1", "0")
 # Lines the TFLite converter (TensorFlow 2.21) writes to file descriptor 2 on every conversion, logged at DEBUG:
 # C++ INFO lines ("I0000 00:00:... reader.cc:83] Reading SavedModel from ...") and the quantizer's settings.
-NATIVE_NOISE = re.compile(r"I\d{4} [\d:.]+ +\d+ \S+:\d+\]|fully_quantize: \d")
+NATIVE_NOISE = re.compile(
+    r"I\d{4} [\d:.]+ +\d+ \S+:\d+\]|fully_quantize: \d|WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate|To enable the following instructions: "
+)
 
 # A factory returns a ready `tf.lite.TFLiteConverter`; the name goes into logs and the report.
 ConverterFactory = Callable[[], Any]
@@ -241,7 +244,7 @@ def _logging_output(convert: Callable[[], bytes], label: str) -> Callable[[], by
 
     def convert_logged() -> bytes:
         printed = io.StringIO()
-        with warnings.catch_warnings(), _capture_native_stderr(label), contextlib.redirect_stdout(printed):
+        with warnings.catch_warnings(), capture_native_stderr(label), contextlib.redirect_stdout(printed):
             # The int8 converter warns about missing input statistics although the
             # representative dataset supplies them.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
@@ -255,7 +258,7 @@ def _logging_output(convert: Callable[[], bytes], label: str) -> Callable[[], by
 
 
 @contextlib.contextmanager
-def _capture_native_stderr(label: str) -> Iterator[None]:
+def capture_native_stderr(label: str) -> Iterator[None]:
     """Capture file descriptor 2 into a temporary file, then log the noise and write the rest back."""
     sys.stderr.flush()
     saved_fd = os.dup(2)

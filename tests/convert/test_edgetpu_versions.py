@@ -25,6 +25,7 @@ def test_versions_reported_rejection_names_op():
     assert check.errors[0].startswith("CONV_2D version 6")
     assert "google-coral/edgetpu/issues/631" in check.errors[0]
     assert check.message().count("Replace those layers") == 1
+    assert check.message().count("issues/631") == 1
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_coral_convert_rejects_new_op_version(tmp_path, monkeypatch, build, expe
 
     assert expected in str(caught.value)
     if build is _gelu_model:
-        assert "CONV_2D" not in str(caught.value).split("Compiler")[0]
+        assert "CONV_2D" not in str(caught.value)
     assert "No package was written" in str(caught.value)
     assert "grouped_conv" in str(caught.value) or "gelu_conv" in str(caught.value)
     assert not (output / "manifest.json").exists()

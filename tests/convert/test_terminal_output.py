@@ -14,7 +14,7 @@ from rich.console import Console
 
 from edge_sdk.convert.evaluate import Evaluation
 from edge_sdk.convert.report import NON_TERMINAL_WIDTH, CandidateResult, ConversionReport, make_console, render_report
-from edge_sdk.convert.source import _capture_native_stderr, load_source_model, quiet_tensorflow_logging
+from edge_sdk.convert.source import capture_native_stderr, load_source_model, quiet_tensorflow_logging
 from tests.conftest import REPO_ROOT
 
 INT8_ERROR = (
@@ -103,7 +103,7 @@ def test_render_keeps_brackets_in_messages():
 
 
 def test_native_stderr_noise_goes_to_debug(capfd, caplog):
-    with caplog.at_level(logging.DEBUG, logger="edge_sdk.convert.source"), _capture_native_stderr("test model"):
+    with caplog.at_level(logging.DEBUG, logger="edge_sdk.convert.source"), capture_native_stderr("test model"):
         os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8\n")
         os.write(2, b"I0000 00:00:1796425216.967859   29923 reader.cc:83] Reading SavedModel from: /tmp/x\n")
         os.write(2, b"E0000 00:00:1796425216.967859   29923 converter.cc:1] a real converter error\n")
@@ -182,7 +182,11 @@ def test_cli_convert_output_is_quiet(cli_inputs, tmp_path):
     result = _run_cli(str(model_path), "-o", str(tmp_path / "pkg"), "--quantize", "int8", "--calibration", str(calibration), "--max-accuracy-drop", "100")
     terminal = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr
-    for noise in ("Saved artifact", "TensorSpec", "fully_quantize", "Reading SavedModel", "Statistics for quantized inputs"):
+    noise_lines = (
+        "Saved artifact", "TensorSpec", "fully_quantize", "Reading SavedModel", "Statistics for quantized inputs",
+        "oneDNN custom operations", "absl::InitializeLog", "XNNPACK delegate",
+    )
+    for noise in noise_lines:
         assert noise not in terminal
     assert terminal.count("dynamic batch dimension") == 1
     assert "wrote package" in result.stdout
@@ -203,3 +207,13 @@ def test_cli_gate_failure_prints_error_once(traffic_model, gtsrb_dir, tmp_path):
     assert terminal.count("point accuracy gate") == 1
     assert "report written to" in result.stderr
     assert not (tmp_path / "pkg").exists()
+
+
+def test_cli_logged_warning_printed_once(cli_inputs, tmp_path):
+    model_path, calibration = cli_inputs
+    float64 = tmp_path / "float64.npy"
+    np.save(float64, np.load(calibration).astype(np.float64))
+    result = _run_cli(str(model_path), "-o", str(tmp_path / "pkg"), "--quantize", "fp32", "--calibration", str(float64), "--max-accuracy-drop", "100")
+    terminal = result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert terminal.count("is float64: casting to float32") == 1
