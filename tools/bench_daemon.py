@@ -182,6 +182,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None, help="write the JSON result here as well as to stdout")
     parser.add_argument("--stage", choices=("bare", "pipeline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # The daemon config resolves relative paths against its own folder, a temporary one here.
+    args.data = Path(args.data).resolve()
 
     if args.stage == "bare":
         print(json.dumps(run_bare(args.data, args.passes, args.num_threads)))
