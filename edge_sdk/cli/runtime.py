@@ -142,11 +142,15 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"model {data['model']} ({data['backend']}, threads {data['num_threads']}), frame {data['frame_size'][0]}x{data['frame_size'][1]}, {data['rounds']} rounds")
-    for key in ("bare_invoke", "bare_invoke_after_frame_read", "predict"):
+    for key in ("bare_invoke", "bare_invoke_after_frame_read", "predict", "predict_after_frame_write"):
         stats = data[key]
         print(f"  {key:29s} median {stats['median_ms']:.3f} ms  p99 {stats['p99_ms']:.3f} ms")
     print(f"  overhead of predict() over bare invoke: {data['overhead_ms']:.3f} ms ({data['overhead_percent']:.1f}%)")
     print(f"  work predict() adds around its own invoke: {data['added_work_ms']:.3f} ms ({data['added_work_percent']:.1f}%)")
+    print(
+        f"  overhead on a frame written just before (as from a decoder): "
+        f"{data['fresh_frame_overhead_ms']:.3f} ms ({data['fresh_frame_overhead_percent']:.1f}%)"
+    )
     return 0
 
 

@@ -71,10 +71,12 @@ def test_bench_json_reports_medians_and_overhead(models_dir, coral_dir):
     assert completed.returncode == 0, completed.stderr[-2000:]
     report = json.loads(completed.stdout)
     assert report["rounds"] == 20
-    for key in ("bare_invoke", "predict"):
+    for key in ("bare_invoke", "predict", "bare_invoke_after_frame_read", "predict_after_frame_write"):
         assert report[key]["median_ms"] > 0
         assert report[key]["p99_ms"] >= report[key]["median_ms"]
     assert report["overhead_ms"] == report["predict"]["median_ms"] - report["bare_invoke"]["median_ms"]
+    fresh = report["predict_after_frame_write"]["median_ms"] - report["bare_invoke_after_frame_read"]["median_ms"]
+    assert report["fresh_frame_overhead_ms"] == fresh
     assert report["added_work_ms"] > 0
     assert report["fast_path"] is True
     height, width = cv2.imread(str(coral_dir / "parrot.jpg")).shape[:2]

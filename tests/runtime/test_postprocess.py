@@ -20,6 +20,22 @@ def test_top_k_quantized_matches_dequantized(dtype, scale, zero_point):
         assert [c.score for c in fast] == sorted((c.score for c in fast), reverse=True)
 
 
+def test_top_k_quantized_checks_values_when_range_exceeds_one():
+    # scale 0.01 maps 0..255 to 0..2.55, so only the values decide whether they are scores.
+    raw = np.array([0, 40, 100, 40, 7], dtype=np.uint8)
+    best = top_k_quantized(raw, 0.01, 0, None, 0, 3)
+    assert best is not None
+    assert [c.class_id for c in best] == [2, 1, 3]
+    assert top_k_quantized(np.array([0, 101], dtype=np.uint8), 0.01, 0, None, 0, 1) is None
+
+
+def test_top_k_quantized_breaks_ties_by_index():
+    raw = np.full(1001, -128, dtype=np.int8)
+    raw[[900, 17, 500]] = 5
+    best = top_k_quantized(raw, 1 / 256, -128, None, 0, 5)
+    assert [c.class_id for c in best] == [17, 500, 900, 0, 1]
+
+
 def test_top_k_quantized_leaves_logits_to_softmax():
     raw = np.array([0, 200, 255], dtype=np.uint8)
     assert top_k_quantized(raw, 0.1, 100, None, 0, 2) is None  # dequantizes to [-10, 10, 15.5]

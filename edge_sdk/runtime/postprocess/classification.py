@@ -57,16 +57,27 @@ def top_k_quantized(
     Dequantization with a positive scale keeps the order of values, so the
     best classes can be picked on the raw integers. Only when every value
     dequantizes into [0, 1] are they scores already; otherwise the caller
-    must dequantize and apply softmax with `top_k`.
+    must dequantize and apply softmax with `top_k`. When the tensor's whole
+    integer range dequantizes into [0, 1] (a softmax output), the values need
+    no per-call range check.
     """
     flat = np.asarray(values).reshape(-1)
-    if scale <= 0 or flat.size == 0:
+    if scale <= 0 or flat.size == 0 or flat.dtype.kind not in "iu":
         return None
-    lowest = (int(flat.min()) - zero_point) * scale
-    highest = (int(flat.max()) - zero_point) * scale
-    if lowest < 0.0 or highest > 1.0 + 1e-6:
-        return None
-    best = best_indices(flat, k)
+    if not _range_is_scores(flat.dtype, scale, zero_point):
+        lowest = (int(flat.min()) - zero_point) * scale
+        highest = (int(flat.max()) - zero_point) * scale
+        if lowest < 0.0 or highest > 1.0 + 1e-6:
+            return None
+    # ~x reverses the order of any integer type, so a stable ascending sort of it puts the
+    # largest values first and breaks ties by the lower index, as best_indices does.
+    best = np.argsort(~flat, kind="stable")[: max(1, min(k, flat.size))]
     return tuple(
         Classification(int(i), label_for(int(i), labels, label_offset), (int(flat[i]) - zero_point) * scale) for i in best
     )
+
+
+def _range_is_scores(dtype: np.dtype, scale: float, zero_point: int) -> bool:
+    """Tell whether every value of the integer type dequantizes into [0, 1]."""
+    info = np.iinfo(dtype)
+    return (info.min - zero_point) * scale >= 0.0 and (info.max - zero_point) * scale <= 1.0 + 1e-6
