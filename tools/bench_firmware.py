@@ -122,11 +122,11 @@ def _strictness() -> list[dict[str, str]]:
 
 
 def _pty_replay(records: list, batch: int) -> float:
-    import vehicle_sim
+    from firmware_bridge.simulator import PtyDevice, SlcanAdapterSim
 
     with tempfile.TemporaryDirectory() as folder:
-        device = vehicle_sim.PtyDevice("can", Path(folder))
-        adapter = vehicle_sim.SlcanAdapterSim(device, records, speed=0.0, batch=batch)
+        device = PtyDevice("can", Path(folder))
+        adapter = SlcanAdapterSim(device, records, speed=0.0, batch=batch)
         done = threading.Event()
         count = [0]
 
