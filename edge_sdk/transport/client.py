@@ -61,6 +61,10 @@ RESEND_HOLD_S = 10.0
 # POISON_WINDOW_S, nothing acknowledged on it) this many times in a row is taken for the cause.
 POISON_STRIKES = 3
 POISON_WINDOW_S = 10.0
+# MQTT 5 DISCONNECT reasons that say why the broker closed the connection, and not because of a
+# message: server busy, shutting down, keep alive timeout, session taken over, use another server,
+# server moved. Such a disconnect never counts against the message in flight.
+NOT_A_MESSAGE_FAULT = frozenset({0x89, 0x8B, 0x8D, 0x8E, 0x9C, 0x9D})
 
 __all__ = ["Delivery", "InboundMessage", "MessageHandler", "MqttClient", "MqttConfig", "TlsConfig"]
 
@@ -551,7 +555,7 @@ class MqttClient:
             return
         self._counters.disconnects += 1
         if not self._stopping:
-            self._count_strike()
+            self._count_strike(reason_code)
         if self._stopping:
             logger.info("MQTT client %r disconnected from %s", self.config.client_id, self.config.address)
         else:
@@ -562,7 +566,7 @@ class MqttClient:
             )
         self._notify_connection(False, str(reason_code))
 
-    def _count_strike(self) -> None:
+    def _count_strike(self, reason_code: ReasonCode | None = None) -> None:
         """Track the message in flight first while the broker keeps closing young connections.
 
         Such a message (a topic the broker finds malformed, say) would
@@ -572,7 +576,8 @@ class MqttClient:
         with self._lock:
             young = time.monotonic() - self._connected_mono < POISON_WINDOW_S
             oldest = next(iter(self._inflight.values()), None)
-            if not young or self._acks_this_connection or oldest is None:
+            benign = reason_code is not None and reason_code.value in NOT_A_MESSAGE_FAULT
+            if not young or benign or self._acks_this_connection or oldest is None:
                 self._strikes, self._strike_id = 0, None
                 return
             if oldest.message.id == self._strike_id:

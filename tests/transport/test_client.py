@@ -238,6 +238,26 @@ def test_client_removes_message_broker_disconnects_on(mosquitto, tmp_path: Path,
     assert sorted({e.body["index"] for e in collector.envelopes}) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize(("reason", "suspected"), [(0x81, True), (0x80, True), (0x8E, False), (0x8B, False), (0x8D, False)])
+def test_client_strike_rule_ignores_broker_side_reasons(tmp_path: Path, reason: int, suspected: bool) -> None:
+    """Malformed packet or unspecified error counts against the message in flight; a session take-over does not."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edge_sdk.transport.client import POISON_STRIKES, _InFlight
+
+    spool = Spool(tmp_path / "spool.db")
+    spool.put("fleet/car-1/results", b"{}", kind="results")
+    client = MqttClient(MqttConfig(client_id="rule"), spool)
+    client._inflight[1] = _InFlight(spool.peek(1)[0], time.monotonic())
+    for _ in range(POISON_STRIKES):
+        client._connected_mono = time.monotonic()
+        client._count_strike(ReasonCode(PacketTypes.DISCONNECT, identifier=reason))
+
+    assert (client._poison is not None) is suspected
+    spool.close()
+
+
 @pytest.mark.parametrize("topic", ["", "fleet/+/results", "fleet/#", "fleet/car\x00/results"])
 def test_client_publish_rejects_invalid_topic(topic: str) -> None:
     client = MqttClient(MqttConfig(client_id="offline"))
