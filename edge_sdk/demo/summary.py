@@ -21,7 +21,7 @@ def print_summary(report: DemoReport, out_dir: Path, console: Any = None) -> Non
     console = console or Console()
     table = Table(title="edge-sdk demo: summary", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     verdict = "[green]passed[/green]" if report.passed else "[red]FAILED[/red]"
     rows = [
         ("result", verdict),
