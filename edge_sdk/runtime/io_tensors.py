@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# NOTE: these are private names of model_file. A public reader of the input
-# and output tensors in model_file would let this module go.
+# The FlatBuffer field numbers and the reader are internal to the runtime package.
 from edge_sdk.runtime.model_file import (
     _MODEL_SUBGRAPHS,
     _QUANTIZATION_SCALE,
