@@ -28,11 +28,11 @@ from typing import Any
 from edge_sdk import __version__
 from edge_sdk.convert.compiler import CompilerLog, parse_compiler_log
 from edge_sdk.convert.errors import ConvertError
-from edge_sdk.runtime.io_tensors import IoTensor, read_model_io
 from edge_sdk.convert.report import REPORT_SCHEMA
 from edge_sdk.package.archive import verify_package_dir
 from edge_sdk.package.manifest import MANIFEST_FILENAME, Manifest
 from edge_sdk.runtime.errors import InvalidModelError
+from edge_sdk.runtime.io_tensors import IoTensor, read_model_io
 from edge_sdk.runtime.model_file import EDGETPU_CUSTOM_OP, parse_model_bytes
 
 logger = logging.getLogger(__name__)
