@@ -39,6 +39,20 @@ def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
     return bool(predicate())
 
 
+def take_frames(source, count: int, timeout_s: float = 20.0) -> list:
+    """Take `count` frames from a running source, failing with its stats after `timeout_s`."""
+    frames: list = []
+
+    def collect() -> bool:
+        frame = source.get(timeout=0.2)
+        if frame is not None:
+            frames.append(frame)
+        return len(frames) >= count
+
+    assert wait_until(collect, timeout_s), f"got {len(frames)} of {count} frames: {source.stats()}"
+    return frames
+
+
 def drain(source, consumer_delay_s: float = 0.0, limit: int = 10 * CLIP_FRAMES) -> list:
     """Take frames until the source finishes; optionally sleep after each to act as a slow consumer.
 

@@ -8,7 +8,7 @@ import pytest
 
 from edge_sdk.sources import LossSettings, SourceState, make_source
 from tests.mjpeg_server import MjpegServer, encode_clip
-from tests.sources.test_sources import wait_until
+from tests.sources.test_sources import take_frames, wait_until
 
 CLIP_SIZE = (540, 960, 3)
 
@@ -20,23 +20,10 @@ def camera(data_dir: Path):
         yield server
 
 
-def _take(source, count: int, timeout_s: float = 10.0) -> list:
-    frames = []
-    assert wait_until(lambda: _collect(source, frames) >= count, timeout_s), f"got {len(frames)} of {count} frames: {source.stats()}"
-    return frames
-
-
-def _collect(source, frames: list) -> int:
-    frame = source.get(timeout=0.2)
-    if frame is not None:
-        frames.append(frame)
-    return len(frames)
-
-
 def test_url_stream_delivers_decoded_frames(camera):
     source = make_source("url", "ipcam", url=camera.url, open_timeout_s=5.0, read_timeout_s=2.0)
     with source:
-        frames = _take(source, 20)
+        frames = take_frames(source, 20)
         state = source.state
 
     assert state is SourceState.RUNNING
@@ -51,10 +38,10 @@ def test_url_stream_stall_reopens(camera):
     loss = LossSettings(stall_timeout_s=0.5, reopen_initial_s=0.1, reopen_max_s=0.5)
     source = make_source("url", "ipcam", url=camera.url, open_timeout_s=5.0, read_timeout_s=1.0, loss=loss)
     with source:
-        before = _take(source, 10)
+        before = take_frames(source, 10)
         camera.stall_open_streams()
         assert wait_until(lambda: source.stats().reopens >= 1, 15.0), f"the stall was not detected: {source.stats()}"
-        after = _take(source, 10)
+        after = take_frames(source, 10)
         stats = source.stats()
 
     assert "stall_timeout_s" in (stats.last_error or "")
@@ -68,10 +55,10 @@ def test_url_stream_dropped_connection_reopens(camera):
     loss = LossSettings(stall_timeout_s=2.0, reopen_initial_s=0.1, reopen_max_s=0.5)
     source = make_source("url", "ipcam", url=camera.url, open_timeout_s=5.0, read_timeout_s=1.0, loss=loss)
     with source:
-        before = _take(source, 10)
+        before = take_frames(source, 10)
         camera.drop_open_streams()
         assert wait_until(lambda: source.stats().reopens >= 1, 15.0), f"the dropped stream was not reopened: {source.stats()}"
-        after = _take(source, 10)
+        after = take_frames(source, 10)
         stats = source.stats()
 
     assert "failed after" in (stats.last_error or "")
