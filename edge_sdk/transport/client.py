@@ -61,7 +61,7 @@ RESEND_HOLD_S = 10.0
 # POISON_WINDOW_S, nothing acknowledged on it) this many times in a row is taken for the cause.
 POISON_STRIKES = 3
 POISON_WINDOW_S = 10.0
-# MQTT 5 DISCONNECT reasons that say why the broker closed the connection, and not because of a
+# MQTT 5 DISCONNECT reasons that name a broker-side cause for closing the connection, not a
 # message: server busy, shutting down, keep alive timeout, session taken over, use another server,
 # server moved. Such a disconnect never counts against the message in flight.
 NOT_A_MESSAGE_FAULT = frozenset({0x89, 0x8B, 0x8D, 0x8E, 0x9C, 0x9D})
@@ -139,6 +139,7 @@ class MqttClient:
         self._strikes = 0
         self._strike_id: int | None = None
         self._poison: SpooledMessage | None = None
+        self._paho_generation = 0  # counts the times paho's outgoing queue was emptied
         self._max_packet: int | None = None
         self._started = False
         self._stopping = False
@@ -413,15 +414,20 @@ class MqttClient:
             try:
                 self._check_size(message.topic, message.payload)
                 properties = properties_from_dict(message.properties) if self.config.is_v5 else None
-                with self._lock:
-                    info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
-                    if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                        # NO_CONN: paho keeps the message and sends it after the reconnect.
-                        self._inflight[info.mid] = _InFlight(message, time.monotonic())
-                        continue
+                generation = self._paho_generation
+                # Never under self._lock: a failed write makes paho call on_disconnect on this thread,
+                # and the network thread's callbacks take self._lock while paho holds its own locks.
+                info = self._paho.publish(message.topic, message.payload, qos=message.qos, retain=message.retain, properties=properties)
             except ValueError as exc:
                 # paho rejects an invalid topic or an oversized payload; retrying would block the queue forever.
                 self._reject_unsendable(message, exc)
+                continue
+            if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                # NO_CONN: paho keeps the message and sends it after the reconnect.
+                with self._lock:
+                    # After drop_out_messages() paho no longer has it; the row stays in the spool and goes out again.
+                    if generation == self._paho_generation:
+                        self._inflight[info.mid] = _InFlight(message, time.monotonic())
                 continue
             logger.warning("paho did not take spooled message %d on %s (%s); retrying later", message.id, message.topic, info.rc)
             return
@@ -597,11 +603,19 @@ class MqttClient:
         """
         self._poison = None
         self.spool.remove([message.id])
-        client.drop_out_messages()
+        # paho is never called under self._lock, because the sender thread may hold paho's
+        # queue lock while a failed write calls back into this client. Bumping the generation
+        # before and after the drop keeps any publish racing with it out of _inflight. Its row
+        # is then sent again from the spool, possibly twice, instead of waiting for a lost ack.
         with self._lock:
+            self._paho_generation += 1
             resent = sum(1 for entry in self._inflight.values() if entry.message.id != message.id)
             self._inflight.clear()
             self._counters.rejected[message.kind] += 1
+        client.drop_out_messages()
+        with self._lock:
+            self._paho_generation += 1
+            self._inflight.clear()
         self._counters.last_error = f"message {message.id} on {message.topic} removed: the broker closed the connection each time it was sent"
         logger.error(
             "spooled message %d (%s) on %r was in flight each of the last %d times the broker closed the connection within %.0f s "
