@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 
@@ -89,7 +90,7 @@ def run_convert(args: argparse.Namespace) -> int:
     quiet_tensorflow_logging(verbosity)
     if verbosity < 2:
         _import_tensorflow_quietly()
-    from edge_sdk.convert import AccuracyGateError, ConvertOptions, convert
+    from edge_sdk.convert import AccuracyGateError, ConvertError, ConvertOptions, convert
 
     options = ConvertOptions(
         model=args.model,
@@ -113,6 +114,7 @@ def run_convert(args: argparse.Namespace) -> int:
         run_compiler=not args.no_compile,
         progress=not args.no_progress and not args.json and sys.stderr.isatty(),
     )
+    started = time.time()
     try:
         report = convert(options)
     except AccuracyGateError as exc:
@@ -120,6 +122,12 @@ def run_convert(args: argparse.Namespace) -> int:
             # The report contains the same error text, so the tables are printed without it.
             _print(exc.report, args.json, show_error=False)
         print(f"edge-sdk convert: error: no package written: {exc}", file=sys.stderr)
+        return 1
+    except ConvertError as exc:
+        report_path = Path(args.report) if args.report else Path(f"{args.output}.report.json")
+        written = report_path.is_file() and report_path.stat().st_mtime >= started - 1.0
+        note = f" (report written to {report_path})" if written and str(report_path) not in str(exc) else ""
+        print(f"edge-sdk convert: error: {exc}{note}", file=sys.stderr)
         return 1
     _print(report, args.json)
     return 0

@@ -217,3 +217,14 @@ def test_cli_logged_warning_printed_once(cli_inputs, tmp_path):
     terminal = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr
     assert terminal.count("is float64: casting to float32") == 1
+
+
+def test_cli_calibration_error_names_report(cli_inputs, tmp_path):
+    model_path, _ = cli_inputs
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.random.default_rng(5).uniform(0, 255, (4, 28, 28, 3)).astype(np.float32))
+    result = _run_cli(str(model_path), "-o", str(tmp_path / "pkg"), "--quantize", "int8", "--calibration", str(wrong))
+    assert result.returncode == 1
+    assert "(28, 28, 3)" in result.stderr
+    assert f"report written to {tmp_path / 'pkg.report.json'}" in result.stderr
+    assert result.stderr.count("error:") == 1
