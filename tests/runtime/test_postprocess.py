@@ -20,7 +20,7 @@ def test_top_k_quantized_matches_dequantized(dtype, scale, zero_point):
         assert [c.score for c in fast] == sorted((c.score for c in fast), reverse=True)
 
 
-def test_top_k_quantized_checks_values_when_range_exceeds_one():
+def test_top_k_quantized_checks_wide_range():
     # scale 0.01 maps 0..255 to 0..2.55, so only the values decide whether they are scores.
     raw = np.array([0, 40, 100, 40, 7], dtype=np.uint8)
     best = top_k_quantized(raw, 0.01, 0, None, 0, 3)

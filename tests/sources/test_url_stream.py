@@ -34,33 +34,24 @@ def test_url_stream_delivers_decoded_frames(camera):
     assert camera.connections == 1
 
 
-def test_url_stream_stall_reopens(camera):
-    loss = LossSettings(stall_timeout_s=0.5, reopen_initial_s=0.1, reopen_max_s=0.5)
+@pytest.mark.parametrize(
+    ("fault", "stall_timeout_s", "expected_error"),
+    [("stall_open_streams", 0.5, "stall_timeout_s"), ("drop_open_streams", 2.0, "failed after")],
+    ids=["hung-stream", "dropped-connection"],
+)
+def test_url_stream_fault_reopens(camera, fault, stall_timeout_s, expected_error):
+    """A hung stream is reopened after the stall timeout, a dropped connection as soon as the read fails."""
+    loss = LossSettings(stall_timeout_s=stall_timeout_s, reopen_initial_s=0.1, reopen_max_s=0.5)
     source = make_source("url", "ipcam", url=camera.url, open_timeout_s=5.0, read_timeout_s=1.0, loss=loss)
     with source:
         before = take_frames(source, 10)
-        camera.stall_open_streams()
-        assert wait_until(lambda: source.stats().reopens >= 1, 15.0), f"the stall was not detected: {source.stats()}"
+        getattr(camera, fault)()
+        assert wait_until(lambda: source.stats().reopens >= 1, 15.0), f"the stream was not reopened after {fault}: {source.stats()}"
         after = take_frames(source, 10)
         stats = source.stats()
 
-    assert "stall_timeout_s" in (stats.last_error or "")
+    assert expected_error in (stats.last_error or "")
     assert camera.connections >= 2
     assert after[0].seq > before[-1].seq
     sequence = [frame.seq for frame in before + after]
     assert sequence == sorted(set(sequence))
-
-
-def test_url_stream_dropped_connection_reopens(camera):
-    loss = LossSettings(stall_timeout_s=2.0, reopen_initial_s=0.1, reopen_max_s=0.5)
-    source = make_source("url", "ipcam", url=camera.url, open_timeout_s=5.0, read_timeout_s=1.0, loss=loss)
-    with source:
-        before = take_frames(source, 10)
-        camera.drop_open_streams()
-        assert wait_until(lambda: source.stats().reopens >= 1, 15.0), f"the dropped stream was not reopened: {source.stats()}"
-        after = take_frames(source, 10)
-        stats = source.stats()
-
-    assert "failed after" in (stats.last_error or "")
-    assert camera.connections >= 2
-    assert after[0].seq > before[-1].seq
