@@ -35,16 +35,19 @@ class LatencyWindow:
 
     def percentiles(self, *quantiles: float) -> dict[str, float | None]:
         """Return {"p50": ..., "p95": ...} in milliseconds for quantiles such as 50 and 95; None while empty."""
-        samples = np.asarray(self.samples(), dtype=np.float64)
-        names = [f"p{q:g}" for q in quantiles]
-        if samples.size == 0:
-            return dict.fromkeys(names)
-        values = np.percentile(samples, quantiles)
-        return {name: round(float(value), 3) for name, value in zip(names, values)}
+        return _percentiles(self.samples(), quantiles)
 
     def summary(self) -> dict[str, float | int | None]:
-        """Return the window's count, p50, p95, p99 and max in milliseconds (None while empty)."""
+        """Return the window's count, p50, p95, p99 and max in milliseconds (None while empty), from one snapshot."""
         samples = self.samples()
-        summary: dict[str, float | int | None] = {"count": len(samples), **self.percentiles(50, 95, 99)}
+        summary: dict[str, float | int | None] = {"count": len(samples), **_percentiles(samples, (50, 95, 99))}
         summary["max"] = round(max(samples), 3) if samples else None
         return summary
+
+
+def _percentiles(samples: list[float], quantiles: tuple[float, ...]) -> dict[str, float | None]:
+    names = [f"p{q:g}" for q in quantiles]
+    if not samples:
+        return dict.fromkeys(names)
+    values = np.percentile(np.asarray(samples, dtype=np.float64), quantiles)
+    return {name: round(float(value), 3) for name, value in zip(names, values)}
