@@ -169,13 +169,13 @@ def _check_same_io(compiled: Path, compiled_bytes: bytes, cpu_model: Path, manif
         for position, (ours, theirs) in enumerate(zip(compiled_tensors, cpu_tensors)):
             if not ours.matches(theirs):
                 raise AttachError(
-                    f"{compiled} {kind} {position} is {ours.describe()} but the package model {cpu_model} has {theirs.describe()}: {advice}"
+                    f"{compiled} {kind} {position} ({ours.describe()}) differs from the package model {cpu_model} ({theirs.describe()}): {advice}"
                 )
     if compiled_io.inputs and not _fits_manifest_input(compiled_io.inputs[0], manifest):
         spec = manifest.input
         raise AttachError(
-            f"{compiled} input 0 is {compiled_io.inputs[0].describe()} but the manifest of {cpu_model.parent} records "
-            f"{list(spec.shape)} {spec.dtype} scale {spec.scale} zero point {spec.zero_point}: {advice}"
+            f"{compiled} input 0 ({compiled_io.inputs[0].describe()}) differs from the input the manifest of {cpu_model.parent} records "
+            f"({list(spec.shape)} {spec.dtype} scale {spec.scale} zero point {spec.zero_point}): {advice}"
         )
 
 

@@ -275,14 +275,14 @@ def capture_native_stderr(label: str) -> Iterator[None]:
 
 
 def _replay_native_output(text: str, label: str) -> None:
-    kept = []
+    shown = []
     for line in text.splitlines():
         if NATIVE_NOISE.match(line):
             logger.debug("TensorFlow while converting %s: %s", label, line)
         elif line.strip():
-            kept.append(line)
-    if kept:
-        sys.stderr.write("\n".join(kept) + "\n")
+            shown.append(line)
+    if shown:
+        sys.stderr.write("\n".join(shown) + "\n")
         sys.stderr.flush()
 
 
